@@ -1,0 +1,34 @@
+"""The ``headrace`` command line: ``headrace runners`` and ``headrace version``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``headrace`` console script.
+
+    >>> main(["version"])  # doctest: +ELLIPSIS
+    headrace ...
+    0
+    """
+    parser = argparse.ArgumentParser(prog="headrace", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("version", help="print the installed version")
+    commands.add_parser("runners", help="list the runners that --runner accepts")
+    args = parser.parse_args(argv)
+    if args.command == "version":
+        from headrace import __version__
+
+        print(f"headrace {__version__}")
+    elif args.command == "runners":
+        from headrace.sdk.runner import available_runners
+
+        for name in available_runners():
+            print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Runners: the direct reference runner, and later the parallel ones."""

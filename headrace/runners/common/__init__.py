@@ -1,0 +1,1 @@
+"""Execution helpers shared by every runner: DoFn invocation and user-error reporting."""

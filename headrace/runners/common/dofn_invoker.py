@@ -1,0 +1,136 @@
+"""Calling ``DoFn.process`` with the parameters and side inputs it asks for.
+
+The call is planned once per DoFn instance (which positional slots take the
+element, runtime parameters, ParDo arguments or side-input views) so that the
+per-element path only fills in values.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from headrace.sdk.dofn import DoFn, _DoFnParam
+from headrace.sdk.pardo import SideInputSlot
+from headrace.sdk.timestamp import Timestamp
+
+_ELEMENT, _TIMESTAMP, _WINDOW, _ARG, _SIDE = range(5)
+_PARAM_KINDS = {"ElementParam": _ELEMENT, "TimestampParam": _TIMESTAMP, "WindowParam": _WINDOW}
+
+
+def _param_kind(default: Any, label: str, name: str) -> Optional[int]:
+    if not isinstance(default, _DoFnParam):
+        return None
+    kind = _PARAM_KINDS.get(default.name)
+    if kind is None:
+        raise NotImplementedError(f"{label}: DoFn parameter {name}={default!r} is not supported "
+                                  "by this runner yet")
+    return kind
+
+
+def _slot(value: Any) -> Tuple[int, Any]:
+    if isinstance(value, SideInputSlot):
+        return (_SIDE, value.index)
+    return (_ARG, value)
+
+
+class DoFnInvoker:
+    """Plans and performs calls of one method (``process``) of a DoFn instance."""
+
+    def __init__(self, method: Callable[..., Any], args: tuple, kwargs: dict, label: str,
+                 signature: Optional[inspect.Signature] = None) -> None:
+        self.method = method
+        self.label = label
+        if signature is None:
+            try:
+                signature = inspect.signature(method)
+            except (TypeError, ValueError):
+                signature = None
+        self._positional: List[Tuple[int, Any]] = [(_ELEMENT, None)]
+        self._keyword: Dict[str, Tuple[int, Any]] = {}
+        remaining = list(args)
+        if signature is not None:
+            self._plan(signature, remaining, kwargs)
+        else:
+            self._positional += [_slot(a) for a in remaining]
+            self._keyword.update({k: _slot(v) for k, v in kwargs.items()})
+        kinds = {kind for kind, _ in self._positional} | {k for k, _ in self._keyword.values()}
+        self.uses_window = _WINDOW in kinds or _SIDE in kinds
+        self.uses_timestamp = _TIMESTAMP in kinds
+        self.simple = kinds <= {_ELEMENT, _ARG}
+        self._static_args = tuple(v for _, v in self._positional[1:])
+        self._static_kwargs = {k: v for k, (_, v) in self._keyword.items()}
+
+    def _plan(self, signature: inspect.Signature, remaining: list, kwargs: dict) -> None:
+        params = list(signature.parameters.values())
+        if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY,
+                                                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                inspect.Parameter.VAR_POSITIONAL):
+            raise TypeError(f"{self.label}: {self.method.__qualname__} must take the element "
+                            "as its first argument")
+        if params[0].kind == inspect.Parameter.VAR_POSITIONAL:
+            self._positional += [_slot(a) for a in remaining]
+            self._keyword.update({k: _slot(v) for k, v in kwargs.items()})
+            return
+        positional_ok = True
+        for param in params[1:]:
+            kind = _param_kind(param.default, self.label, param.name)
+            if param.kind == inspect.Parameter.VAR_POSITIONAL:
+                self._positional += [_slot(a) for a in remaining]
+                remaining.clear()
+                positional_ok = False
+            elif param.kind == inspect.Parameter.VAR_KEYWORD:
+                break
+            elif kind is not None:
+                if positional_ok and param.kind != inspect.Parameter.KEYWORD_ONLY:
+                    self._positional.append((kind, None))
+                else:
+                    self._keyword[param.name] = (kind, None)
+            elif param.kind == inspect.Parameter.KEYWORD_ONLY or param.name in kwargs:
+                positional_ok = False
+            elif remaining and positional_ok:
+                self._positional.append(_slot(remaining.pop(0)))
+            else:
+                positional_ok = False
+        if remaining:
+            raise TypeError(f"{self.label}: {len(remaining)} extra positional argument(s) "
+                            f"{remaining!r:.100} do not fit {self.method.__qualname__}{signature}")
+        for name, value in kwargs.items():
+            if name in self._keyword:
+                raise TypeError(f"{self.label}: argument {name!r} is both a DoFn parameter "
+                                "and a keyword argument")
+            self._keyword[name] = _slot(value)
+        if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
+            unknown = set(kwargs) - set(signature.parameters)
+            if unknown:
+                raise TypeError(f"{self.label}: unexpected keyword argument(s) {sorted(unknown)} "
+                                f"for {self.method.__qualname__}{signature}")
+
+    def invoke(self, value: Any, timestamp_micros: int = 0, window: Any = None,
+               side_values: Sequence[Any] = ()) -> Any:
+        """Call the method for one element in one window."""
+        if self.simple:
+            return self.method(value, *self._static_args, **self._static_kwargs)
+
+        def resolve(kind: int, extra: Any) -> Any:
+            if kind == _ARG:
+                return extra
+            if kind == _SIDE:
+                return side_values[extra]
+            if kind == _ELEMENT:
+                return value
+            if kind == _TIMESTAMP:
+                return Timestamp(micros=timestamp_micros)
+            return window
+
+        args = [resolve(kind, extra) for kind, extra in self._positional]
+        kwargs = {name: resolve(kind, extra) for name, (kind, extra) in self._keyword.items()}
+        return self.method(*args, **kwargs)
+
+
+def make_process_invoker(fn: DoFn, args: tuple, kwargs: dict, label: str) -> DoFnInvoker:
+    """Plan the ``process`` calls of ``fn`` inside transform ``label``."""
+    if type(fn).process is DoFn.process:
+        raise TypeError(f"{label}: {type(fn).__name__} must implement process()")
+    signature_of = getattr(fn, "process_signature", None)
+    signature = signature_of() if signature_of is not None else None
+    return DoFnInvoker(fn.process, args, kwargs, label, signature)

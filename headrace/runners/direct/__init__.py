@@ -1,0 +1,4 @@
+"""The direct runner: single process, reference semantics."""
+from headrace.runners.direct.runner import DirectPipelineResult, DirectRunner
+
+__all__ = ["DirectRunner", "DirectPipelineResult"]

@@ -1,0 +1,172 @@
+"""Running a ``DoFn``: bundles, side inputs held until ready, tagged and timestamped outputs."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from headrace.runners.common.dofn_invoker import make_process_invoker
+from headrace.runners.common.errors import reraise_with_label
+from headrace.runners.direct.operators import Operator
+from headrace.sdk.metrics import MetricsEnvironment, metrics_scope
+from headrace.sdk.pvalue import AsSideInput, TaggedOutput
+from headrace.sdk.serialization import loads_user_code
+from headrace.sdk.timestamp import MAX_MICROS
+from headrace.sdk.window import GLOBAL_WINDOW, BoundedWindow, TimestampedValue
+from headrace.sdk.windowed_value import WindowedValue
+from headrace.sdk.windowing import Windowing
+
+
+class SideInput:
+    """One side input of a ParDo: its values per window and its watermark."""
+
+    def __init__(self, view: AsSideInput, windowing: Windowing) -> None:
+        self.view = view
+        self.windowing = windowing
+        self.values: Dict[BoundedWindow, List[Any]] = {}
+        self._views: Dict[BoundedWindow, Any] = {}
+
+    def window_for(self, main_window: BoundedWindow) -> BoundedWindow:
+        """Beam's default mapping: the side window holding the main window's last instant."""
+        if self.windowing.is_global():
+            return GLOBAL_WINDOW
+        windows = self.windowing.window_fn.assign_micros(main_window.max_timestamp_micros,
+                                                         None, main_window)
+        return list(windows)[-1]
+
+    def add(self, wv: WindowedValue) -> None:
+        for window in wv.windows:
+            self.values.setdefault(window, []).append(wv.value)
+            self._views.pop(window, None)
+
+    def view_for(self, side_window: BoundedWindow) -> Any:
+        if side_window not in self._views:
+            self._views[side_window] = self.view.view(self.values.get(side_window, []))
+        return self._views[side_window]
+
+
+class ParDoOperator(Operator):
+    """Input 0 is the main input; inputs 1..n are the side inputs in declaration order."""
+
+    def __init__(self, label: str, transform: Any, side_windowings: List[Windowing],
+                 output_tags: List[Optional[str]]) -> None:
+        super().__init__(label, 1 + len(side_windowings))
+        self.fn, args, kwargs = loads_user_code(transform.serialized_fn)
+        self.invoker = make_process_invoker(self.fn, args, kwargs, label)
+        self.sides = [SideInput(view, windowing)
+                      for view, windowing in zip(transform.side_inputs, side_windowings)]
+        self.declared_tags = set(output_tags)
+        self.strict_tags = transform.output_tags is None
+        self.pushed_back: List[WindowedValue] = []
+        self.in_bundle = False
+        self.set_up = False
+
+    def start(self) -> None:
+        with metrics_scope(self.metrics):
+            try:
+                self.fn.setup()
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+        self.set_up = True
+
+    def close(self) -> None:
+        if self.set_up:
+            self.set_up = False
+            with metrics_scope(self.metrics):
+                try:
+                    self.fn.teardown()
+                except Exception as exc:
+                    reraise_with_label(exc, self.label)
+
+    def process(self, index: int, wv: WindowedValue) -> None:
+        if index:
+            self.sides[index - 1].add(wv)
+        elif self.sides and not self._side_inputs_ready(wv):
+            self.pushed_back.append(wv)
+        else:
+            self._process_main(wv)
+
+    def _side_inputs_ready(self, wv: WindowedValue) -> bool:
+        for i, side in enumerate(self.sides):
+            watermark = self.input_watermarks[i + 1]
+            if watermark == MAX_MICROS:
+                continue
+            for window in wv.windows:
+                if watermark <= side.window_for(window).max_timestamp_micros:
+                    return False
+        return True
+
+    def _process_main(self, wv: WindowedValue) -> None:
+        if not self.in_bundle:
+            self._call_bundle_method(self.fn.start_bundle)
+            self.in_bundle = True
+        invoker = self.invoker
+        with metrics_scope(self.metrics):
+            if invoker.uses_window:
+                for window in wv.windows:
+                    side_values = [side.view_for(side.window_for(window)) for side in self.sides]
+                    try:
+                        results = invoker.invoke(wv.value, wv.timestamp_micros, window,
+                                                 side_values)
+                        self._emit_results(results, wv.timestamp_micros, (window,), wv.pane_info)
+                    except Exception as exc:
+                        reraise_with_label(exc, self.label)
+            else:
+                try:
+                    results = invoker.invoke(wv.value, wv.timestamp_micros)
+                    self._emit_results(results, wv.timestamp_micros, wv.windows, wv.pane_info)
+                except Exception as exc:
+                    reraise_with_label(exc, self.label)
+
+    def _emit_results(self, results: Any, timestamp: int, windows: tuple, pane: Any) -> None:
+        if results is None:
+            return
+        if isinstance(results, (str, bytes, dict)):
+            raise TypeError(f"Returning a {type(results).__name__} from a ParDo or FlatMap is "
+                            f"discouraged. Please use list({results!r:.40}) if you really want "
+                            "this behavior.")
+        for output in results:
+            tag = None
+            if type(output) is TaggedOutput:
+                tag, output = output.tag, output.value
+                if tag not in self.declared_tags:
+                    if self.strict_tags:
+                        raise ValueError(
+                            f"emitted TaggedOutput {tag!r} but the ParDo declares no tagged "
+                            f"outputs; use .with_outputs({tag!r}, ...)")
+                    continue
+            if isinstance(output, WindowedValue):
+                wv = output
+            elif type(output) is TimestampedValue:
+                wv = WindowedValue.of(output.value, output.timestamp_micros, windows, pane)
+            else:
+                wv = WindowedValue.of(output, timestamp, windows, pane)
+            self.emit(tag, wv)
+
+    def emit(self, tag: Optional[str], wv: WindowedValue) -> None:
+        super().emit(tag, wv)
+        MetricsEnvironment.set_current(self.metrics)
+
+    def _call_bundle_method(self, method: Any) -> None:
+        with metrics_scope(self.metrics):
+            try:
+                results = method()
+                if results is not None:
+                    for output in results:
+                        if not isinstance(output, (WindowedValue, TaggedOutput)):
+                            raise TypeError(
+                                "finish_bundle must yield WindowedValue outputs (e.g. "
+                                "beam.transforms.window.GlobalWindows.windowed_value(x)), "
+                                f"got {type(output).__name__}")
+                        self._emit_results([output], 0, (GLOBAL_WINDOW,), None)
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+
+    def advance(self, watermark: int) -> None:
+        if self.pushed_back:
+            waiting, self.pushed_back = self.pushed_back, []
+            for wv in waiting:
+                self.process(0, wv)
+        if self.in_bundle:
+            self.in_bundle = False
+            self._call_bundle_method(self.fn.finish_bundle)
+        hold = min((wv.timestamp_micros for wv in self.pushed_back), default=MAX_MICROS)
+        self.forward_watermark(min(watermark, hold))

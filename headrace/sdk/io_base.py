@@ -1,0 +1,88 @@
+"""The source and sink interfaces through which IO talks to every runner.
+
+A :class:`Source` is split into independent :class:`SourceSplit` s (a file, a
+generated range, later a Kafka partition); each split is read by a
+:class:`SplitReader` in batches, so that runners never pay a call per record.
+A :class:`Sink` opens one :class:`SinkWriter` per parallel writer and
+finalizes once every writer has closed.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, Iterable, List, Optional
+
+
+class SplitReader(abc.ABC):
+    """Reads one split, a batch at a time."""
+
+    @abc.abstractmethod
+    def read_batch(self, max_records: int) -> Optional[List[Any]]:
+        """Return up to ``max_records`` elements; ``None`` once the split is exhausted.
+
+        An empty list means "nothing available right now" (unbounded splits).
+        An element may be a ``TimestampedValue`` to carry its event time.
+        """
+
+    def position(self) -> Any:
+        """The position after the last element returned, for checkpoints."""
+        return None
+
+    def close(self) -> None:
+        """Release resources; called exactly once."""
+
+
+class SourceSplit(abc.ABC):
+    """An independently readable part of a source, the unit of source parallelism."""
+
+    @abc.abstractmethod
+    def open(self, position: Any = None) -> SplitReader:
+        """Open a reader, resuming after ``position`` when one is given."""
+
+
+class Source(abc.ABC):
+    """A bounded or unbounded collection of splits."""
+
+    is_bounded: bool = True
+
+    @abc.abstractmethod
+    def split(self, desired_num_splits: int) -> List[SourceSplit]:
+        """Divide the source into at most about ``desired_num_splits`` splits."""
+
+    def display_name(self) -> str:
+        """A short description used in errors and progress displays."""
+        return type(self).__name__
+
+    def validate(self) -> None:
+        """Raise a clear error at pipeline construction if the source cannot be read."""
+
+
+class SinkWriter(abc.ABC):
+    """Writes the elements that reach one parallel instance of a sink."""
+
+    @abc.abstractmethod
+    def write(self, element: Any) -> None:
+        """Write one element."""
+
+    def write_batch(self, elements: Iterable[Any]) -> None:
+        """Write many elements; override when a batch can be written faster."""
+        for element in elements:
+            self.write(element)
+
+    @abc.abstractmethod
+    def close(self) -> Any:
+        """Flush and close; the picklable result is passed to :meth:`Sink.finalize`."""
+
+
+class Sink(abc.ABC):
+    """A destination written by parallel writers and finalized once."""
+
+    @abc.abstractmethod
+    def open_writer(self, writer_index: int, num_writers: int) -> SinkWriter:
+        """Open the writer for parallel instance ``writer_index`` of ``num_writers``."""
+
+    def finalize(self, writer_results: List[Any]) -> List[Any]:
+        """Called once after every writer closed; returns the Write's output elements."""
+        return list(writer_results)
+
+    def display_name(self) -> str:
+        return type(self).__name__

@@ -1,0 +1,1 @@
+"""Beam's ``utils`` module paths for timestamps and windowed values."""
