@@ -8,18 +8,41 @@
 ...            | beam.FlatMap(str.split)
 ...            | beam.combiners.Count.PerElement())
 """
-from headrace import coders, io, metrics, pvalue, typehints, window
+from headrace import coders, io, metrics, pvalue, transforms, typehints, window
 from headrace.options import pipeline_options  # noqa: F401  (Beam's module path)
 from headrace.sdk.dofn import DoFn
 from headrace.sdk.pipeline import Pipeline
 from headrace.sdk.primitives import Read, Write
 from headrace.sdk.pvalue import PCollection
-from headrace.transforms import (CoGroupByKey, CombineFn, CombineGlobally, CombinePerKey,
-                                 CombineValues, Create, Distinct, Filter, FlatMap, FlatMapTuple,
-                                 Flatten, GroupByKey, Keys, KvSwap, Map, MapTuple, ParDo,
-                                 Partition, PartitionFn, PTransform, RemoveDuplicates, Reshuffle,
-                                 Values, WindowInto, WithKeys, combiners, ptransform_fn)
-from headrace import transforms
+from headrace.transforms import (
+                                 CoGroupByKey,
+                                 CombineFn,
+                                 CombineGlobally,
+                                 CombinePerKey,
+                                 CombineValues,
+                                 Create,
+                                 Distinct,
+                                 Filter,
+                                 FlatMap,
+                                 FlatMapTuple,
+                                 Flatten,
+                                 GroupByKey,
+                                 Keys,
+                                 KvSwap,
+                                 Map,
+                                 MapTuple,
+                                 ParDo,
+                                 Partition,
+                                 PartitionFn,
+                                 PTransform,
+                                 RemoveDuplicates,
+                                 Reshuffle,
+                                 Values,
+                                 WindowInto,
+                                 WithKeys,
+                                 combiners,
+                                 ptransform_fn,
+)
 
 __version__ = "0.1.0"
 

@@ -6,7 +6,8 @@ KV[str, int]
 """
 from __future__ import annotations
 
-from typing import Any as _Any, Callable, TypeVar
+from typing import Any as _Any
+from typing import Callable, TypeVar
 
 T = TypeVar("T")
 

@@ -1,7 +1,17 @@
 """Windows and window functions (Beam's ``beam.window``)."""
-from headrace.sdk.window import (GlobalWindow, GlobalWindows, FixedWindows, IntervalWindow,
-                                 BoundedWindow, NonMergingWindowFn, Sessions, SlidingWindows,
-                                 TimestampCombiner, TimestampedValue, WindowFn)
+from headrace.sdk.window import (
+                                 BoundedWindow,
+                                 FixedWindows,
+                                 GlobalWindow,
+                                 GlobalWindows,
+                                 IntervalWindow,
+                                 NonMergingWindowFn,
+                                 Sessions,
+                                 SlidingWindows,
+                                 TimestampCombiner,
+                                 TimestampedValue,
+                                 WindowFn,
+)
 
 __all__ = ["BoundedWindow", "FixedWindows", "GlobalWindow", "GlobalWindows", "IntervalWindow",
            "NonMergingWindowFn", "Sessions", "SlidingWindows", "TimestampCombiner",

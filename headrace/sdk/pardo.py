@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
+from headrace.sdk.callable_dofn import CallableWrapperDoFn
 from headrace.sdk.dofn import DoFn
 from headrace.sdk.ptransform import PTransform
 from headrace.sdk.pvalue import AsSideInput, DoOutputsTuple, PCollection
@@ -60,9 +61,9 @@ class ParDo(PTransform):
             raise TypeError(f"ParDo must be called with a DoFn instance, got the class "
                             f"{fn.__name__}; write ParDo({fn.__name__}())")
         if not isinstance(fn, DoFn):
-            raise TypeError(f"ParDo must be called with a DoFn instance, got {fn!r:.100}"
-                            + (" (use beam.Map or beam.FlatMap for functions)"
-                               if callable(fn) else ""))
+            if not callable(fn):
+                raise TypeError(f"ParDo must be called with a DoFn instance, got {fn!r:.100}")
+            fn = CallableWrapperDoFn(fn, "flatmap")
         self.fn = fn
         self.args, self.kwargs = args, kwargs
         self.output_tags: Optional[List[str]] = None

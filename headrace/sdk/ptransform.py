@@ -1,4 +1,4 @@
-"""``PTransform``: the unit of pipeline construction, composed with ``|`` and labelled with ``>>``."""
+"""``PTransform``: the unit of pipeline construction, composed with ``|``, labelled with ``>>``."""
 from __future__ import annotations
 
 import copy

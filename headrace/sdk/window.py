@@ -11,8 +11,14 @@ from __future__ import annotations
 import abc
 from typing import Any, Iterable, List, Optional, Sequence
 
-from headrace.sdk.timestamp import (GLOBAL_WINDOW_MAX_MICROS, MIN_MICROS, MIN_TIMESTAMP, Duration,
-                                    Timestamp, to_micros)
+from headrace.sdk.timestamp import (
+    GLOBAL_WINDOW_MAX_MICROS,
+    MIN_MICROS,
+    MIN_TIMESTAMP,
+    Duration,
+    Timestamp,
+    to_micros,
+)
 from headrace.sdk.windowed_value import WindowedValue
 
 

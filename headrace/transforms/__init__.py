@@ -6,10 +6,18 @@ from headrace.sdk.ptransform import PTransform, ptransform_fn
 from headrace.transforms import combiners, window
 from headrace.transforms.combine import CombineGlobally, CombineValues
 from headrace.transforms.create import Create
-from headrace.transforms.elementwise import FlatMap, FlatMapTuple, Filter, Map, MapTuple
+from headrace.transforms.elementwise import Filter, FlatMap, FlatMapTuple, Map, MapTuple
 from headrace.transforms.partition import Partition, PartitionFn
-from headrace.transforms.util import (CoGroupByKey, Distinct, Keys, KvSwap, RemoveDuplicates,
-                                      Reshuffle, Values, WithKeys)
+from headrace.transforms.util import (
+                                      CoGroupByKey,
+                                      Distinct,
+                                      Keys,
+                                      KvSwap,
+                                      RemoveDuplicates,
+                                      Reshuffle,
+                                      Values,
+                                      WithKeys,
+)
 
 __all__ = [
     "CoGroupByKey", "CombineFn", "CombineGlobally", "CombinePerKey", "CombineValues", "Create",

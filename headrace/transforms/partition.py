@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Tuple
 
+from headrace.sdk.callable_dofn import label_from_callable
 from headrace.sdk.dofn import DoFn
 from headrace.sdk.pardo import ParDo
 from headrace.sdk.ptransform import PTransform
 from headrace.sdk.pvalue import PCollection, TaggedOutput
-from headrace.transforms.elementwise import label_from_callable
 
 
 class PartitionFn:

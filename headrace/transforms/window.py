@@ -1,7 +1,17 @@
 """Beam's ``transforms.window`` module path: windows and window functions."""
-from headrace.sdk.window import (GlobalWindow, GlobalWindows, FixedWindows, IntervalWindow,
-                                 BoundedWindow, NonMergingWindowFn, Sessions, SlidingWindows,
-                                 TimestampCombiner, TimestampedValue, WindowFn)
+from headrace.sdk.window import (
+                                 BoundedWindow,
+                                 FixedWindows,
+                                 GlobalWindow,
+                                 GlobalWindows,
+                                 IntervalWindow,
+                                 NonMergingWindowFn,
+                                 Sessions,
+                                 SlidingWindows,
+                                 TimestampCombiner,
+                                 TimestampedValue,
+                                 WindowFn,
+)
 
 __all__ = ["BoundedWindow", "FixedWindows", "GlobalWindow", "GlobalWindows", "IntervalWindow",
            "NonMergingWindowFn", "Sessions", "SlidingWindows", "TimestampCombiner",

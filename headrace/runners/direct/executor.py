@@ -4,8 +4,13 @@ from __future__ import annotations
 from typing import Dict, List
 
 from headrace.runners.direct.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
-from headrace.runners.direct.operators import (FlattenOperator, Operator, ReadOperator,
-                                               WindowIntoOperator, WriteOperator)
+from headrace.runners.direct.operators import (
+    FlattenOperator,
+    Operator,
+    ReadOperator,
+    WindowIntoOperator,
+    WriteOperator,
+)
 from headrace.runners.direct.pardo_operator import ParDoOperator
 from headrace.sdk.pardo import ParDo
 from headrace.sdk.pipeline import AppliedTransform, Pipeline

@@ -104,7 +104,7 @@ class _KeyedWindowAggregation(Operator):
 
     def advance(self, watermark: int) -> None:
         ready = []
-        for encoded, (key, windows) in self.keys.items():
+        for key, windows in self.keys.values():
             for window in [w for w in windows if w.end_micros <= watermark]:
                 aggregate, output_time = windows.pop(window)
                 ready.append((window.end_micros, key, window, aggregate, output_time))

@@ -1,0 +1,1 @@
+"""The user model: pipelines, transforms primitives, windows, coders, options, metrics."""
