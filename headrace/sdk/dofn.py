@@ -23,6 +23,22 @@ def _param_by_name(name: str) -> "_DoFnParam":
     return getattr(DoFn, name)
 
 
+class _SpecParam(_DoFnParam):
+    """``DoFn.StateParam(spec)`` / ``DoFn.TimerParam(spec)``: a parameter bound to a spec."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, name: str, spec: Any) -> None:
+        super().__init__(name)
+        self.spec = spec
+
+    def __repr__(self) -> str:
+        return f"{self.name}({self.spec!r})"
+
+    def __reduce__(self):
+        return (_SpecParam, (self.name, self.spec))
+
+
 class DoFn:
     """Per-element processing logic for ``ParDo``.
 
@@ -43,6 +59,19 @@ class DoFn:
     TimestampParam = _DoFnParam("TimestampParam")
     WindowParam = _DoFnParam("WindowParam")
     SideInputParam = _DoFnParam("SideInputParam")
+    PaneInfoParam = _DoFnParam("PaneInfoParam")
+    KeyParam = _DoFnParam("KeyParam")
+    DynamicTimerTagParam = _DoFnParam("DynamicTimerTagParam")
+
+    @staticmethod
+    def StateParam(spec: Any) -> _SpecParam:  # noqa: N802 (Beam's name)
+        """Ask ``process``/``on_timer`` for the state declared by ``spec``."""
+        return _SpecParam("StateParam", spec)
+
+    @staticmethod
+    def TimerParam(spec: Any) -> _SpecParam:  # noqa: N802 (Beam's name)
+        """Ask ``process``/``on_timer`` for the timer declared by ``spec``."""
+        return _SpecParam("TimerParam", spec)
 
     def setup(self) -> None:
         """Called once per DoFn instance before any bundle."""
@@ -67,5 +96,6 @@ class DoFn:
         return Any
 
 
-#: Markers that ``process`` may use as parameter defaults.
-PARAMS = (DoFn.ElementParam, DoFn.TimestampParam, DoFn.WindowParam, DoFn.SideInputParam)
+#: Markers that ``process`` may use as parameter defaults (plus StateParam/TimerParam(spec)).
+PARAMS = (DoFn.ElementParam, DoFn.TimestampParam, DoFn.WindowParam, DoFn.SideInputParam,
+          DoFn.PaneInfoParam, DoFn.KeyParam, DoFn.DynamicTimerTagParam)

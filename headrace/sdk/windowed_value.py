@@ -53,3 +53,55 @@ class WindowedValue:
 
     def __repr__(self) -> str:
         return f"WindowedValue({self.value!r}, {self.timestamp!r}, {list(self.windows)!r})"
+
+
+class PaneInfoTiming:
+    """When a pane fired relative to the watermark, as in Beam."""
+
+    EARLY = 0
+    ON_TIME = 1
+    LATE = 2
+    UNKNOWN = 3
+
+    @classmethod
+    def to_string(cls, value: int) -> str:
+        return ("EARLY", "ON_TIME", "LATE", "UNKNOWN")[value]
+
+
+class PaneInfo:
+    """Which firing of a window produced an element (``DoFn.PaneInfoParam``).
+
+    >>> PaneInfo(True, False, PaneInfoTiming.EARLY, 0, -1)
+    PaneInfo(first: True, last: False, timing: EARLY, index: 0, on_time_index: -1)
+    """
+
+    __slots__ = ("is_first", "is_last", "timing", "index", "nonspeculative_index")
+
+    def __init__(self, is_first: bool, is_last: bool, timing: int, index: int,
+                 nonspeculative_index: int) -> None:
+        self.is_first = is_first
+        self.is_last = is_last
+        self.timing = timing
+        self.index = index
+        self.nonspeculative_index = nonspeculative_index
+
+    def _key(self) -> tuple:
+        return (self.is_first, self.is_last, self.timing, self.index, self.nonspeculative_index)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PaneInfo) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"PaneInfo(first: {self.is_first}, last: {self.is_last}, "
+                f"timing: {PaneInfoTiming.to_string(self.timing)}, index: {self.index}, "
+                f"on_time_index: {self.nonspeculative_index})")
+
+    def __reduce__(self):
+        return (PaneInfo, self._key())
+
+
+#: The pane of elements that no trigger produced (Beam's ``PANE_INFO_UNKNOWN``).
+PANE_INFO_UNKNOWN = PaneInfo(True, True, PaneInfoTiming.UNKNOWN, 0, 0)

@@ -13,13 +13,18 @@ from headrace.sdk.dofn import DoFn, _DoFnParam
 from headrace.sdk.pardo import SideInputSlot
 from headrace.sdk.timestamp import Timestamp
 
-_ELEMENT, _TIMESTAMP, _WINDOW, _ARG, _SIDE = range(5)
+_ELEMENT, _TIMESTAMP, _WINDOW, _ARG, _SIDE, _CONTEXT = range(6)
 _PARAM_KINDS = {"ElementParam": _ELEMENT, "TimestampParam": _TIMESTAMP, "WindowParam": _WINDOW}
+#: Parameters the operator resolves through the ``context`` callable given to ``invoke``.
+CONTEXT_PARAMS = frozenset({"PaneInfoParam", "KeyParam", "StateParam", "TimerParam",
+                            "DynamicTimerTagParam"})
 
 
 def _param_kind(default: Any, label: str, name: str) -> Optional[int]:
     if not isinstance(default, _DoFnParam):
         return None
+    if default.name in CONTEXT_PARAMS:
+        return _CONTEXT
     kind = _PARAM_KINDS.get(default.name)
     if kind is None:
         raise NotImplementedError(f"{label}: DoFn parameter {name}={default!r} is not supported "
@@ -56,6 +61,9 @@ class DoFnInvoker:
         kinds = {kind for kind, _ in self._positional} | {k for k, _ in self._keyword.values()}
         self.uses_window = _WINDOW in kinds or _SIDE in kinds
         self.uses_timestamp = _TIMESTAMP in kinds
+        #: The context markers (PaneInfoParam, StateParam(spec), ...) this method asks for.
+        self.context_params = [extra for kind, extra in
+                               (*self._positional, *self._keyword.values()) if kind == _CONTEXT]
         self.simple = kinds <= {_ELEMENT, _ARG}
         self._static_args = tuple(v for _, v in self._positional[1:])
         self._static_kwargs = {k: v for k, (_, v) in self._keyword.items()}
@@ -81,10 +89,12 @@ class DoFnInvoker:
             elif param.kind == inspect.Parameter.VAR_KEYWORD:
                 break
             elif kind is not None:
+                # Context parameters keep their marker so the operator knows what is asked.
+                extra = param.default if kind == _CONTEXT else None
                 if positional_ok and param.kind != inspect.Parameter.KEYWORD_ONLY:
-                    self._positional.append((kind, None))
+                    self._positional.append((kind, extra))
                 else:
-                    self._keyword[param.name] = (kind, None)
+                    self._keyword[param.name] = (kind, extra)
             elif param.kind == inspect.Parameter.KEYWORD_ONLY or param.name in kwargs:
                 positional_ok = False
             elif remaining and positional_ok:
@@ -106,8 +116,12 @@ class DoFnInvoker:
                                 f"for {self.method.__qualname__}{signature}")
 
     def invoke(self, value: Any, timestamp_micros: int = 0, window: Any = None,
-               side_values: Sequence[Any] = ()) -> Any:
-        """Call the method for one element in one window."""
+               side_values: Sequence[Any] = (),
+               context: Optional[Callable[[Any], Any]] = None) -> Any:
+        """Call the method for one element in one window.
+
+        ``context(marker)`` resolves the context parameters (pane info, key, state, timers).
+        """
         if self.simple:
             return self.method(value, *self._static_args, **self._static_kwargs)
 
@@ -120,6 +134,10 @@ class DoFnInvoker:
                 return value
             if kind == _TIMESTAMP:
                 return Timestamp(micros=timestamp_micros)
+            if kind == _CONTEXT:
+                if context is None:
+                    raise TypeError(f"{self.label}: {extra!r} is not available here")
+                return context(extra)
             return window
 
         args = [resolve(kind, extra) for kind, extra in self._positional]

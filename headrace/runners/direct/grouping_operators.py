@@ -64,7 +64,11 @@ class _KeyedWindowAggregation(Operator):
     def _combine_times(self, times: List[int]) -> int:
         return max(times) if self.combiner == TimestampCombiner.OUTPUT_AT_LATEST else min(times)
 
-    def process(self, index: int, wv: WindowedValue) -> None:
+    def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
+        for wv in batch:
+            self._add(wv)
+
+    def _add(self, wv: WindowedValue) -> None:
         key, value = split_key_value(wv.value, self.label)
         try:
             encoded = encode_key(key)
@@ -110,9 +114,9 @@ class _KeyedWindowAggregation(Operator):
                 ready.append((window.end_micros, key, window, aggregate, output_time))
         self.keys = {k: e for k, e in self.keys.items() if e[1]}
         ready.sort(key=lambda item: item[0])
-        for _, key, window, aggregate, output_time in ready:
-            self.emit(None, WindowedValue.of((key, self.output_value(aggregate)), output_time,
-                                             (window,)))
+        self.emit_batch(None, [
+            WindowedValue.of((key, self.output_value(aggregate)), output_time, (window,))
+            for _, key, window, aggregate, output_time in ready])
         self.forward_watermark(watermark)
 
 

@@ -12,22 +12,32 @@ from typing import Any, Dict, List, Optional, Tuple
 from headrace.runners.common.errors import reraise_with_label
 from headrace.sdk.metrics import MetricsContainer
 from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
-from headrace.sdk.window import GLOBAL_WINDOW
+from headrace.sdk.window import GLOBAL_WINDOW, TimestampedValue
 from headrace.sdk.windowed_value import WindowedValue
 
 Receiver = Tuple["Operator", int]
+Batch = List[WindowedValue]
 
 
 class Operator:
-    """A node of the running graph with ``num_inputs`` inputs."""
+    """A node of the running graph with ``num_inputs`` inputs.
+
+    Elements arrive in batches (a batch is evaluated as one bundle, e.g. by
+    triggers); watermarks, input idleness and processing time arrive between
+    batches. An idle input does not hold the combined watermark back.
+    """
 
     def __init__(self, label: str, num_inputs: int) -> None:
         self.label = label
         self.receivers: Dict[Optional[str], List[Receiver]] = {}
         self.input_watermarks = [MIN_MICROS] * num_inputs
+        self.input_idle = [False] * num_inputs
         self.input_watermark = MIN_MICROS if num_inputs else MAX_MICROS
         self.output_watermark = MIN_MICROS
+        self.output_idle = False
         self.metrics = MetricsContainer(label)
+        #: The runner's clock (processing time, int micros); set by the executor.
+        self.clock: Any = None
 
     def start(self) -> None:
         """Acquire resources (DoFn.setup, open writers) before any element."""
@@ -35,18 +45,44 @@ class Operator:
     def close(self) -> None:
         """Release resources; called once, also after a failure."""
 
-    def emit(self, tag: Optional[str], wv: WindowedValue) -> None:
+    def emit_batch(self, tag: Optional[str], batch: Batch) -> None:
+        if not batch:
+            return
         for receiver, index in self.receivers.get(tag, ()):
-            receiver.process(index, wv)
+            receiver.process_batch(index, batch)
 
-    def process(self, index: int, wv: WindowedValue) -> None:
+    def process_batch(self, index: int, batch: Batch) -> None:
         raise NotImplementedError
 
     def on_watermark(self, index: int, watermark: int) -> None:
         if watermark <= self.input_watermarks[index]:
             return
         self.input_watermarks[index] = watermark
-        combined = min(self.input_watermarks)
+        if self.input_idle[index]:
+            self.input_idle[index] = False
+            self._idle_changed()
+        self._recompute_watermark()
+
+    def set_input_idle(self, index: int, idle: bool) -> None:
+        """An idle input stops holding the watermark back until it sends data or a watermark."""
+        if self.input_idle[index] != idle:
+            self.input_idle[index] = idle
+            self._idle_changed()
+            self._recompute_watermark()
+
+    def _idle_changed(self) -> None:
+        idle = all(self.input_idle) if self.input_idle else False
+        if idle != self.output_idle:
+            self.output_idle = idle
+            for receivers in self.receivers.values():
+                for receiver, index in receivers:
+                    receiver.set_input_idle(index, idle)
+
+    def _recompute_watermark(self) -> None:
+        active = [wm for wm, idle in zip(self.input_watermarks, self.input_idle) if not idle]
+        if not active:
+            return
+        combined = min(active)
         if combined > self.input_watermark:
             self.input_watermark = combined
             self.advance(combined)
@@ -63,10 +99,17 @@ class Operator:
             for receiver, index in receivers:
                 receiver.on_watermark(index, watermark)
 
+    def on_processing_time(self, now: int) -> None:
+        """Fire what is due at processing time ``now`` (int micros)."""
+
+    def next_processing_time(self) -> Optional[int]:
+        """When this operator next needs ``on_processing_time``, or None."""
+        return None
+
 
 class FlattenOperator(Operator):
-    def process(self, index: int, wv: WindowedValue) -> None:
-        self.emit(None, wv)
+    def process_batch(self, index: int, batch: Batch) -> None:
+        self.emit_batch(None, batch)
 
 
 class WindowIntoOperator(Operator):
@@ -74,17 +117,21 @@ class WindowIntoOperator(Operator):
         super().__init__(label, 1)
         self.window_fn = window_fn
 
-    def process(self, index: int, wv: WindowedValue) -> None:
+    def process_batch(self, index: int, batch: Batch) -> None:
         assign = self.window_fn.assign_micros
+        out = []
         try:
-            if len(wv.windows) == 1:
-                windows = tuple(assign(wv.timestamp_micros, wv.value, wv.windows[0]))
-            else:
-                windows = tuple(dict.fromkeys(
-                    w for old in wv.windows for w in assign(wv.timestamp_micros, wv.value, old)))
+            for wv in batch:
+                if len(wv.windows) == 1:
+                    windows = tuple(assign(wv.timestamp_micros, wv.value, wv.windows[0]))
+                else:
+                    windows = tuple(dict.fromkeys(w for old in wv.windows
+                                                  for w in assign(wv.timestamp_micros, wv.value,
+                                                                  old)))
+                out.append(WindowedValue.of(wv.value, wv.timestamp_micros, windows, wv.pane_info))
         except Exception as exc:
             reraise_with_label(exc, self.label)
-        self.emit(None, WindowedValue.of(wv.value, wv.timestamp_micros, windows, wv.pane_info))
+        self.emit_batch(None, out)
 
 
 class WriteOperator(Operator):
@@ -101,9 +148,9 @@ class WriteOperator(Operator):
         except Exception as exc:
             reraise_with_label(exc, self.label)
 
-    def process(self, index: int, wv: WindowedValue) -> None:
+    def process_batch(self, index: int, batch: Batch) -> None:
         try:
-            self.writer.write(wv.value)
+            self.writer.write_batch([wv.value for wv in batch])
         except Exception as exc:
             reraise_with_label(exc, self.label)
 
@@ -114,8 +161,8 @@ class WriteOperator(Operator):
                 outputs = self.sink.finalize([writer.close()])
             except Exception as exc:
                 reraise_with_label(exc, self.label)
-            for output in outputs:
-                self.emit(None, WindowedValue.of(output, MIN_MICROS, (GLOBAL_WINDOW,)))
+            self.emit_batch(None, [WindowedValue.of(output, MIN_MICROS, (GLOBAL_WINDOW,))
+                                   for output in outputs])
         self.forward_watermark(watermark)
 
     def close(self) -> None:
@@ -137,8 +184,6 @@ class ReadOperator(Operator):
         self.source = source
 
     def run(self) -> None:
-        from headrace.sdk.window import TimestampedValue
-
         try:
             splits = self.source.split(1)
         except Exception as exc:
@@ -156,13 +201,15 @@ class ReadOperator(Operator):
                         reraise_with_label(exc, self.label)
                     if batch is None:
                         break
-                    for element in batch:
-                        if type(element) is TimestampedValue:
-                            wv = WindowedValue.of(element.value, element.timestamp_micros,
-                                                  (GLOBAL_WINDOW,))
-                        else:
-                            wv = WindowedValue.of(element, MIN_MICROS, (GLOBAL_WINDOW,))
-                        self.emit(None, wv)
+                    self.emit_batch(None, to_windowed_values(batch))
             finally:
                 reader.close()
         self.forward_watermark(MAX_MICROS)
+
+
+def to_windowed_values(elements: List[Any]) -> Batch:
+    """Wrap source elements; a ``TimestampedValue`` sets the element's event time."""
+    global_windows = (GLOBAL_WINDOW,)
+    return [WindowedValue.of(e.value, e.timestamp_micros, global_windows)
+            if type(e) is TimestampedValue else WindowedValue.of(e, MIN_MICROS, global_windows)
+            for e in elements]

@@ -1,17 +1,17 @@
 """Running a ``DoFn``: bundles, side inputs held until ready, tagged and timestamped outputs."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from headrace.runners.common.dofn_invoker import make_process_invoker
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.direct.operators import Operator
-from headrace.sdk.metrics import MetricsEnvironment, metrics_scope
+from headrace.sdk.metrics import metrics_scope
 from headrace.sdk.pvalue import AsSideInput, TaggedOutput
 from headrace.sdk.serialization import loads_user_code
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.window import GLOBAL_WINDOW, BoundedWindow, TimestampedValue
-from headrace.sdk.windowed_value import WindowedValue
+from headrace.sdk.windowed_value import PANE_INFO_UNKNOWN, WindowedValue
 from headrace.sdk.windowing import Windowing
 
 
@@ -58,6 +58,7 @@ class ParDoOperator(Operator):
         self.pushed_back: List[WindowedValue] = []
         self.in_bundle = False
         self.set_up = False
+        self.outputs: Dict[Optional[str], List[WindowedValue]] = {}
 
     def start(self) -> None:
         with metrics_scope(self.metrics):
@@ -76,13 +77,19 @@ class ParDoOperator(Operator):
                 except Exception as exc:
                     reraise_with_label(exc, self.label)
 
-    def process(self, index: int, wv: WindowedValue) -> None:
+    def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
         if index:
-            self.sides[index - 1].add(wv)
-        elif self.sides and not self._side_inputs_ready(wv):
-            self.pushed_back.append(wv)
-        else:
-            self._process_main(wv)
+            side = self.sides[index - 1]
+            for wv in batch:
+                side.add(wv)
+            return
+        if self.sides:
+            ready = [wv for wv in batch if self._side_inputs_ready(wv)]
+            if len(ready) < len(batch):
+                self.pushed_back.extend(wv for wv in batch if not self._side_inputs_ready(wv))
+            batch = ready
+        if batch:
+            self._process_main(batch)
 
     def _side_inputs_ready(self, wv: WindowedValue) -> bool:
         for i, side in enumerate(self.sides):
@@ -94,27 +101,45 @@ class ParDoOperator(Operator):
                     return False
         return True
 
-    def _process_main(self, wv: WindowedValue) -> None:
+    def _process_main(self, batch: List[WindowedValue]) -> None:
         if not self.in_bundle:
             self._call_bundle_method(self.fn.start_bundle)
             self.in_bundle = True
         invoker = self.invoker
+        self.outputs = {}
         with metrics_scope(self.metrics):
-            if invoker.uses_window:
-                for window in wv.windows:
-                    side_values = [side.view_for(side.window_for(window)) for side in self.sides]
-                    try:
-                        results = invoker.invoke(wv.value, wv.timestamp_micros, window,
-                                                 side_values)
-                        self._emit_results(results, wv.timestamp_micros, (window,), wv.pane_info)
-                    except Exception as exc:
-                        reraise_with_label(exc, self.label)
-            else:
-                try:
-                    results = invoker.invoke(wv.value, wv.timestamp_micros)
-                    self._emit_results(results, wv.timestamp_micros, wv.windows, wv.pane_info)
-                except Exception as exc:
-                    reraise_with_label(exc, self.label)
+            try:
+                for wv in batch:
+                    if invoker.uses_window:
+                        for window in wv.windows:
+                            side_values = [side.view_for(side.window_for(window))
+                                           for side in self.sides]
+                            results = invoker.invoke(wv.value, wv.timestamp_micros, window,
+                                                     side_values, self._context_for(wv))
+                            self._emit_results(results, wv.timestamp_micros, (window,),
+                                               wv.pane_info)
+                    else:
+                        results = invoker.invoke(wv.value, wv.timestamp_micros, None, (),
+                                                 self._context_for(wv))
+                        self._emit_results(results, wv.timestamp_micros, wv.windows,
+                                           wv.pane_info)
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+        self._flush_outputs()
+
+    def _context_for(self, wv: WindowedValue) -> Callable[[Any], Any]:
+        def resolve(marker: Any) -> Any:
+            if marker.name == "PaneInfoParam":
+                return wv.pane_info if wv.pane_info is not None else PANE_INFO_UNKNOWN
+            raise TypeError(f"{marker!r} needs a stateful DoFn (one that declares state or "
+                            "timers) applied to (key, value) pairs")
+
+        return resolve
+
+    def _flush_outputs(self) -> None:
+        outputs, self.outputs = self.outputs, {}
+        for tag, batch in outputs.items():
+            self.emit_batch(tag, batch)
 
     def _emit_results(self, results: Any, timestamp: int, windows: tuple, pane: Any) -> None:
         if results is None:
@@ -139,13 +164,14 @@ class ParDoOperator(Operator):
                 wv = WindowedValue.of(output.value, output.timestamp_micros, windows, pane)
             else:
                 wv = WindowedValue.of(output, timestamp, windows, pane)
-            self.emit(tag, wv)
-
-    def emit(self, tag: Optional[str], wv: WindowedValue) -> None:
-        super().emit(tag, wv)
-        MetricsEnvironment.set_current(self.metrics)
+            batch = self.outputs.get(tag)
+            if batch is None:
+                self.outputs[tag] = [wv]
+            else:
+                batch.append(wv)
 
     def _call_bundle_method(self, method: Any) -> None:
+        self.outputs = {}
         with metrics_scope(self.metrics):
             try:
                 results = method()
@@ -159,12 +185,12 @@ class ParDoOperator(Operator):
                         self._emit_results([output], 0, (GLOBAL_WINDOW,), None)
             except Exception as exc:
                 reraise_with_label(exc, self.label)
+        self._flush_outputs()
 
     def advance(self, watermark: int) -> None:
         if self.pushed_back:
             waiting, self.pushed_back = self.pushed_back, []
-            for wv in waiting:
-                self.process(0, wv)
+            self.process_batch(0, waiting)
         if self.in_bundle:
             self.in_bundle = False
             self._call_bundle_method(self.fn.finish_bundle)
