@@ -55,6 +55,11 @@ class Source(abc.ABC):
     def validate(self) -> None:
         """Raise a clear error at pipeline construction if the source cannot be read."""
 
+    def default_watermark_strategy(self) -> Any:
+        """The ``WatermarkStrategy`` used when the pipeline names none (None: no watermarks
+        before the end of a split)."""
+        return None
+
 
 class SinkWriter(abc.ABC):
     """Writes the elements that reach one parallel instance of a sink."""

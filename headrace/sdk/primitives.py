@@ -9,6 +9,7 @@ from headrace.sdk.ptransform import PTransform
 from headrace.sdk.pvalue import AsSideInput, PBegin, PCollection
 from headrace.sdk.serialization import dumps_user_code
 from headrace.sdk.timestamp import Duration
+from headrace.sdk.watermarks import WatermarkStrategy
 from headrace.sdk.window import TimestampCombiner, WindowFn
 from headrace.sdk.windowing import DEFAULT_WINDOWING, Windowing
 
@@ -29,11 +30,21 @@ class Read(PTransform):
 
     is_primitive = True
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, watermark_strategy: Any = None) -> None:
         super().__init__()
         if not isinstance(source, Source):
             raise TypeError(f"Read expects a Source, got {source!r:.100}")
+        if watermark_strategy is not None and not isinstance(watermark_strategy,
+                                                             WatermarkStrategy):
+            raise TypeError(f"Read: watermark_strategy must be a WatermarkStrategy, got "
+                            f"{watermark_strategy!r:.100}")
         self.source = source
+        #: Applied to every split; None means the source's own default.
+        self.watermark_strategy = watermark_strategy
+
+    def with_watermark_strategy(self, strategy: WatermarkStrategy) -> "Read":
+        """Read with ``strategy`` applied per split (timestamps, out-of-orderness, idleness)."""
+        return Read(self.source, strategy)
 
     def default_label(self) -> str:
         return f"Read({self.source.display_name()})"

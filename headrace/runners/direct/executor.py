@@ -1,21 +1,38 @@
-"""Builds the operator graph of a pipeline and drives it to completion in one thread."""
+"""Builds the operator graph of a pipeline and drives it to completion in one thread.
+
+Batch pipelines drain each source in turn. Streaming pipelines (unbounded
+sources, a TestStream, or ``--streaming``) poll every source round-robin,
+replay TestStream events, and fire processing-time timers as the clock
+passes them, until every source is finished (or, for a TestStream, its
+script is over: like Beam, whatever its watermark has not released then is
+never emitted).
+"""
 from __future__ import annotations
 
-from typing import Dict, List
+import time
+from typing import Any, Dict, List
 
+from headrace.runners.direct.clock import ManualClock, WallClock
 from headrace.runners.direct.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
 from headrace.runners.direct.operators import (
     FlattenOperator,
     Operator,
-    ReadOperator,
     WindowIntoOperator,
     WriteOperator,
 )
 from headrace.runners.direct.pardo_operator import ParDoOperator
+from headrace.runners.direct.sources import ReadOperator, TestStreamOperator
+from headrace.sdk.options import StandardOptions
 from headrace.sdk.pardo import ParDo
 from headrace.sdk.pipeline import AppliedTransform, Pipeline
 from headrace.sdk.primitives import CombinePerKey, Flatten, GroupByKey, Read, WindowInto, Write
+from headrace.sdk.test_stream import TestStream
 from headrace.sdk.timestamp import MAX_MICROS
+
+#: How long an idle streaming loop sleeps at most before polling the sources again (seconds).
+POLL_INTERVAL = 0.01
+#: Processing-time timers may set further due timers; this bounds one round of firing.
+MAX_TIMER_ROUNDS = 10_000
 
 
 def _make_operator(node: AppliedTransform) -> Operator:
@@ -34,7 +51,9 @@ def _make_operator(node: AppliedTransform) -> Operator:
     if isinstance(transform, WindowInto):
         return WindowIntoOperator(label, transform.windowing.window_fn)
     if isinstance(transform, Read):
-        return ReadOperator(label, transform.source)
+        return ReadOperator(label, transform.source, transform.watermark_strategy)
+    if isinstance(transform, TestStream):
+        return TestStreamOperator(label, transform)
     if isinstance(transform, Write):
         return WriteOperator(label, transform.sink)
     raise NotImplementedError(f"The direct runner cannot execute {label!r} "
@@ -42,13 +61,21 @@ def _make_operator(node: AppliedTransform) -> Operator:
 
 
 class DirectExecutor:
-    """Runs every primitive of a bounded pipeline in this thread."""
+    """Runs every primitive of a pipeline in this thread."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, options: Any = None) -> None:
         self.nodes = pipeline.primitives()
+        has_test_stream = any(isinstance(n.transform, TestStream) for n in self.nodes)
+        unbounded = any(not pcoll.is_bounded for n in self.nodes for pcoll in n.outputs.values())
+        forced = bool(options is not None and options.view_as(StandardOptions).streaming)
+        self.streaming = forced or unbounded or has_test_stream
+        self.clock = ManualClock() if has_test_stream else WallClock()
         self.operators: Dict[AppliedTransform, Operator] = {}
         for node in self.nodes:
             operator = self.operators[node] = _make_operator(node)
+            operator.clock = self.clock
+            if isinstance(operator, ParDoOperator):
+                operator.bundle_per_batch = self.streaming
             inputs = list(node.main_inputs) + [view.pvalue for view in node.side_inputs]
             for index, pcoll in enumerate(inputs):
                 producer = self.operators[pcoll.producer]
@@ -61,18 +88,66 @@ class DirectExecutor:
             for operator in operators:
                 operator.start()
                 started.append(operator)
+            readers = [op for op in operators if isinstance(op, ReadOperator)]
+            for reader in readers:
+                reader.open()
             for operator in operators:
-                if not operator.input_watermarks and not isinstance(operator, ReadOperator):
+                if not operator.input_watermarks and not isinstance(
+                        operator, (ReadOperator, TestStreamOperator)):
                     operator.advance(MAX_MICROS)
-            for operator in operators:
-                if isinstance(operator, ReadOperator):
-                    operator.run()
-            stuck = [op.label for op in operators if op.output_watermark != MAX_MICROS]
-            if stuck:
-                raise RuntimeError(f"Internal error: transforms did not finish: {stuck}")
+            if self.streaming:
+                self._run_streaming(operators)
+            else:
+                for reader in readers:
+                    reader.drain()
+                stuck = [op.label for op in operators if op.output_watermark != MAX_MICROS]
+                if stuck:
+                    raise RuntimeError(f"Internal error: transforms did not finish: {stuck}")
         finally:
             self._close(started)
         return operators
+
+    def _run_streaming(self, operators: List[Operator]) -> None:
+        readers = [op for op in operators if isinstance(op, ReadOperator)]
+        streams = [op for op in operators if isinstance(op, TestStreamOperator)]
+        while True:
+            progressed = False
+            for reader in readers:
+                if not reader.finished:
+                    progressed = reader.poll() or progressed
+            for stream in streams:
+                if not stream.finished:
+                    progressed = True
+                    advance_by = stream.step()
+                    if advance_by:
+                        self.clock.advance(advance_by)
+            self._fire_processing_time(operators)
+            if all(r.finished for r in readers) and all(s.finished for s in streams):
+                break
+            if not progressed and isinstance(self.clock, WallClock):
+                self._sleep_until_due(operators)
+        for operator in operators:
+            if isinstance(operator, ParDoOperator):
+                operator.finish_bundle()
+
+    def _fire_processing_time(self, operators: List[Operator]) -> None:
+        for _ in range(MAX_TIMER_ROUNDS):
+            now = self.clock.now()
+            due = [op for op in operators
+                   if (t := op.next_processing_time()) is not None and t <= now]
+            if not due:
+                return
+            for operator in due:
+                operator.on_processing_time(now)
+        raise RuntimeError("Processing-time timers kept setting timers that were already due; "
+                           f"gave up after {MAX_TIMER_ROUNDS} rounds")
+
+    def _sleep_until_due(self, operators: List[Operator]) -> None:
+        times = [t for op in operators if (t := op.next_processing_time()) is not None]
+        wait = POLL_INTERVAL
+        if times:
+            wait = min(wait, max(0.0, (min(times) - self.clock.now()) / 1e6))
+        time.sleep(wait)
 
     @staticmethod
     def _close(started: List[Operator]) -> None:

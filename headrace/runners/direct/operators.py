@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from headrace.runners.common.errors import reraise_with_label
-from headrace.sdk.metrics import MetricsContainer
+from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, MetricsContainer
 from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
 from headrace.sdk.window import GLOBAL_WINDOW, TimestampedValue
 from headrace.sdk.windowed_value import WindowedValue
+
+#: The gauge (int micros) through which every step reports its output watermark.
+OUTPUT_WATERMARK = MetricName(SYSTEM_NAMESPACE, "output_watermark")
 
 Receiver = Tuple["Operator", int]
 Batch = List[WindowedValue]
@@ -71,7 +74,9 @@ class Operator:
             self._recompute_watermark()
 
     def _idle_changed(self) -> None:
-        idle = all(self.input_idle) if self.input_idle else False
+        self._set_output_idle(all(self.input_idle) if self.input_idle else False)
+
+    def _set_output_idle(self, idle: bool) -> None:
         if idle != self.output_idle:
             self.output_idle = idle
             for receivers in self.receivers.values():
@@ -95,6 +100,7 @@ class Operator:
         if watermark <= self.output_watermark:
             return
         self.output_watermark = watermark
+        self.metrics.gauge(OUTPUT_WATERMARK).set(watermark)
         for receivers in self.receivers.values():
             for receiver, index in receivers:
                 receiver.on_watermark(index, watermark)
@@ -172,39 +178,6 @@ class WriteOperator(Operator):
                 writer.close()
             except Exception:  # already failing; the original error matters
                 pass
-
-
-class ReadOperator(Operator):
-    """Reads every split of a source in turn, then declares its input complete."""
-
-    BATCH = 1024
-
-    def __init__(self, label: str, source: Any) -> None:
-        super().__init__(label, 0)
-        self.source = source
-
-    def run(self) -> None:
-        try:
-            splits = self.source.split(1)
-        except Exception as exc:
-            reraise_with_label(exc, self.label)
-        for split in splits:
-            try:
-                reader = split.open()
-            except Exception as exc:
-                reraise_with_label(exc, self.label)
-            try:
-                while True:
-                    try:
-                        batch = reader.read_batch(self.BATCH)
-                    except Exception as exc:
-                        reraise_with_label(exc, self.label)
-                    if batch is None:
-                        break
-                    self.emit_batch(None, to_windowed_values(batch))
-            finally:
-                reader.close()
-        self.forward_watermark(MAX_MICROS)
 
 
 def to_windowed_values(elements: List[Any]) -> Batch:

@@ -59,6 +59,8 @@ class ParDoOperator(Operator):
         self.in_bundle = False
         self.set_up = False
         self.outputs: Dict[Optional[str], List[WindowedValue]] = {}
+        #: Streaming ends a bundle after every batch; batch execution at the final watermark.
+        self.bundle_per_batch = False
 
     def start(self) -> None:
         with metrics_scope(self.metrics):
@@ -90,6 +92,8 @@ class ParDoOperator(Operator):
             batch = ready
         if batch:
             self._process_main(batch)
+            if self.bundle_per_batch:
+                self.finish_bundle()
 
     def _side_inputs_ready(self, wv: WindowedValue) -> bool:
         for i, side in enumerate(self.sides):
@@ -126,6 +130,12 @@ class ParDoOperator(Operator):
             except Exception as exc:
                 reraise_with_label(exc, self.label)
         self._flush_outputs()
+
+    def finish_bundle(self) -> None:
+        """End the current bundle, if one is open (its outputs are emitted now)."""
+        if self.in_bundle:
+            self.in_bundle = False
+            self._call_bundle_method(self.fn.finish_bundle)
 
     def _context_for(self, wv: WindowedValue) -> Callable[[Any], Any]:
         def resolve(marker: Any) -> Any:
@@ -191,8 +201,6 @@ class ParDoOperator(Operator):
         if self.pushed_back:
             waiting, self.pushed_back = self.pushed_back, []
             self.process_batch(0, waiting)
-        if self.in_bundle:
-            self.in_bundle = False
-            self._call_bundle_method(self.fn.finish_bundle)
+        self.finish_bundle()
         hold = min((wv.timestamp_micros for wv in self.pushed_back), default=MAX_MICROS)
         self.forward_watermark(min(watermark, hold))

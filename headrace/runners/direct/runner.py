@@ -31,7 +31,7 @@ class DirectRunner(PipelineRunner):
     """
 
     def run_pipeline(self, pipeline: Any, options: Any) -> DirectPipelineResult:
-        executor = DirectExecutor(pipeline)
+        executor = DirectExecutor(pipeline, options)
         limit = sys.getrecursionlimit()
         # Elements are pushed depth-first through the graph: deep pipelines need the room.
         sys.setrecursionlimit(max(limit, 20 * len(executor.nodes) + 1000))

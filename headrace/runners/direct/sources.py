@@ -1,0 +1,169 @@
+"""Root operators: reading sources split by split, and replaying a TestStream.
+
+In streaming mode each split keeps its own watermark (from the watermark
+strategy) and idleness; the source forwards the minimum over its active
+splits, or declares itself idle when every unfinished split is idle.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from headrace.runners.common.errors import reraise_with_label
+from headrace.runners.direct.operators import Batch, Operator, to_windowed_values
+from headrace.sdk.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
+from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
+from headrace.sdk.watermarks import WatermarkStrategy
+from headrace.sdk.window import GLOBAL_WINDOW
+from headrace.sdk.windowed_value import WindowedValue
+
+
+class _SplitState:
+    def __init__(self, reader: Any, strategy: Optional[WatermarkStrategy], now: int) -> None:
+        self.reader = reader
+        self.strategy = strategy
+        self.generator = strategy.create_generator() if strategy is not None else None
+        self.last_data = now
+        self.idle = False
+        self.finished = False
+
+    def watermark(self) -> int:
+        if self.finished:
+            return MAX_MICROS
+        return self.generator.current_watermark() if self.generator else MIN_MICROS
+
+
+class ReadOperator(Operator):
+    """Reads a source; ``drain`` for batch execution, ``poll`` for streaming."""
+
+    BATCH = 1024
+
+    def __init__(self, label: str, source: Any, watermark_strategy: Any = None) -> None:
+        super().__init__(label, 0)
+        self.source = source
+        self.strategy = (watermark_strategy if watermark_strategy is not None
+                         else source.default_watermark_strategy())
+        self.splits: List[_SplitState] = []
+        self.finished = False
+
+    def open(self) -> None:
+        try:
+            splits = self.source.split(1)
+            self.splits = [_SplitState(split.open(), self.strategy, self.clock.now())
+                           for split in splits]
+        except Exception as exc:
+            reraise_with_label(exc, self.label)
+
+    def close(self) -> None:
+        for split in self.splits:
+            if not split.finished:
+                split.finished = True
+                split.reader.close()
+
+    def _read(self, split: _SplitState) -> Optional[Batch]:
+        try:
+            elements = split.reader.read_batch(self.BATCH)
+            if elements is None:
+                split.finished = True
+                split.reader.close()
+                return None
+            batch = to_windowed_values(elements)
+            if split.strategy is not None and batch:
+                strategy, generator = split.strategy, split.generator
+                for wv in batch:
+                    if strategy.timestamp_assigner is not None:
+                        wv.timestamp_micros = strategy.assign_timestamp(wv.value,
+                                                                        wv.timestamp_micros)
+                    generator.on_event(wv.timestamp_micros)
+            return batch
+        except Exception as exc:
+            reraise_with_label(exc, self.label)
+
+    def drain(self) -> None:
+        """Read every split to its end, then declare the input complete (batch execution)."""
+        for split in self.splits:
+            while True:
+                batch = self._read(split)
+                if batch is None:
+                    break
+                self.emit_batch(None, batch)
+        self.finished = True
+        self.forward_watermark(MAX_MICROS)
+
+    def poll(self) -> bool:
+        """Read one batch from each unfinished split; update watermarks. True if data came."""
+        got_data = False
+        now = self.clock.now()
+        for split in self.splits:
+            if split.finished:
+                continue
+            batch = self._read(split)
+            if batch:
+                got_data = True
+                split.last_data = now
+                split.idle = False
+                self.emit_batch(None, batch)
+            elif batch is not None and self.strategy is not None \
+                    and self.strategy.idle_timeout_micros is not None:
+                split.idle = now - split.last_data >= self.strategy.idle_timeout_micros
+        self._update_watermark()
+        return got_data
+
+    def _update_watermark(self) -> None:
+        if all(split.finished for split in self.splits):
+            self.finished = True
+            self.forward_watermark(MAX_MICROS)
+            return
+        active = [split.watermark() for split in self.splits
+                  if not split.finished and not split.idle]
+        self._set_output_idle(not active)
+        if active:
+            self.forward_watermark(min(active))
+
+    def next_processing_time(self) -> Optional[int]:
+        """When an idle timeout could next expire: the runner must poll again by then."""
+        if self.strategy is None or self.strategy.idle_timeout_micros is None:
+            return None
+        times = [split.last_data + self.strategy.idle_timeout_micros for split in self.splits
+                 if not split.finished and not split.idle]
+        return min(times) if times else None
+
+
+class TestStreamOperator(Operator):
+    """Replays a TestStream's events; processing-time events advance the manual clock."""
+
+    __test__ = False
+
+    def __init__(self, label: str, transform: TestStream) -> None:
+        super().__init__(label, 0)
+        self.events = list(transform.events)
+        self.position = 0
+        self.tag_watermarks = {tag: MIN_MICROS for tag in transform.output_tags or {None}}
+        self.single_output = len(self.tag_watermarks) == 1
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= len(self.events)
+
+    def _receivers(self, tag: Optional[str]) -> list:
+        # A single output is registered under its own tag, which may be None or a name.
+        if self.single_output:
+            return [r for receivers in self.receivers.values() for r in receivers]
+        return self.receivers.get(tag, [])
+
+    def step(self) -> Optional[int]:
+        """Replay the next event; returns the processing time to advance by, if any."""
+        event = self.events[self.position]
+        self.position += 1
+        if isinstance(event, ElementEvent):
+            batch = [WindowedValue.of(value, micros, (GLOBAL_WINDOW,))
+                     for value, micros in event.timestamped_values]
+            for receiver, index in self._receivers(event.tag):
+                receiver.process_batch(index, batch)
+        elif isinstance(event, WatermarkEvent):
+            self.tag_watermarks[event.tag] = event.new_watermark_micros
+            for receiver, index in self._receivers(event.tag):
+                receiver.on_watermark(index, event.new_watermark_micros)
+            self.output_watermark = min(self.tag_watermarks.values())
+        elif isinstance(event, ProcessingTimeEvent):
+            return event.advance_by_micros
+        return None
