@@ -14,6 +14,7 @@ from headrace.sdk.dofn import DoFn
 from headrace.sdk.pipeline import Pipeline
 from headrace.sdk.primitives import Read, Write
 from headrace.sdk.pvalue import PCollection
+from headrace.sdk.watermarks import WatermarkStrategy
 from headrace.transforms import (
                                  CoGroupByKey,
                                  CombineFn,
@@ -51,6 +52,6 @@ __all__ = [
     "Distinct", "DoFn", "Filter", "FlatMap", "FlatMapTuple", "Flatten", "GroupByKey", "Keys",
     "KvSwap", "Map", "MapTuple", "PCollection", "PTransform", "ParDo", "Partition", "PartitionFn",
     "Pipeline", "Read", "RemoveDuplicates", "Reshuffle", "Values", "WindowInto", "WithKeys",
-    "Write", "coders", "combiners", "io", "metrics", "ptransform_fn", "pvalue", "transforms",
+    "WatermarkStrategy", "Write", "coders", "combiners", "io", "metrics", "ptransform_fn", "pvalue", "transforms",
     "typehints", "window",
 ]

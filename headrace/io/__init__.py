@@ -1,15 +1,19 @@
-"""Sources and sinks, as ``beam.io``: text and JSON Lines files, and the filesystem layer.
+"""Sources and sinks, as ``beam.io``: text and JSON Lines files, the filesystem layer, and a
+synthetic event generator.
 
 >>> from headrace.io import ReadFromText, WriteToText, filesystems
 >>> filesystems.match("/nonexistent/*.txt")
 []
 """
 from headrace.io import filesystems
+from headrace.io.generator import GenerateEvents, GeneratorSource
 from headrace.io.jsonio import ReadFromJsonLines, WriteToJsonLines
 from headrace.io.textio import ReadFromText, WriteToText
 from headrace.sdk.primitives import Read, Write
 
 __all__ = [
+    "GenerateEvents",
+    "GeneratorSource",
     "Read",
     "ReadFromJsonLines",
     "ReadFromText",

@@ -88,6 +88,11 @@ class Operator:
         if not active:
             return
         combined = min(active)
+        if combined == MAX_MICROS and len(active) < len(self.input_watermarks):
+            # Finished inputs must not let the watermark reach the end while an idle input
+            # may still send data: hold at the furthest point an idle input has promised.
+            combined = max(wm for wm, idle in zip(self.input_watermarks, self.input_idle)
+                           if idle)
         if combined > self.input_watermark:
             self.input_watermark = combined
             self.advance(combined)
