@@ -52,6 +52,6 @@ __all__ = [
     "Distinct", "DoFn", "Filter", "FlatMap", "FlatMapTuple", "Flatten", "GroupByKey", "Keys",
     "KvSwap", "Map", "MapTuple", "PCollection", "PTransform", "ParDo", "Partition", "PartitionFn",
     "Pipeline", "Read", "RemoveDuplicates", "Reshuffle", "Values", "WindowInto", "WithKeys",
-    "WatermarkStrategy", "Write", "coders", "combiners", "io", "metrics", "ptransform_fn", "pvalue", "transforms",
-    "typehints", "window",
+    "WatermarkStrategy", "Write", "coders", "combiners", "io", "metrics", "ptransform_fn",
+    "pvalue", "transforms", "typehints", "window",
 ]
