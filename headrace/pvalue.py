@@ -7,6 +7,7 @@ from headrace.sdk.pvalue import (
                                  AsSideInput,
                                  AsSingleton,
                                  DoOutputsTuple,
+                                 EmptySideInput,
                                  PBegin,
                                  PCollection,
                                  PDone,
@@ -15,4 +16,5 @@ from headrace.sdk.pvalue import (
 )
 
 __all__ = ["AsDict", "AsIter", "AsList", "AsMultiMap", "AsSideInput", "AsSingleton",
-           "DoOutputsTuple", "PBegin", "PCollection", "PDone", "PValue", "TaggedOutput"]
+           "DoOutputsTuple", "EmptySideInput", "PBegin", "PCollection", "PDone", "PValue",
+           "TaggedOutput"]

@@ -58,8 +58,8 @@ class ParDo(PTransform):
     def __init__(self, fn: DoFn, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         if isinstance(fn, type) and issubclass(fn, DoFn):
-            raise TypeError(f"ParDo must be called with a DoFn instance, got the class "
-                            f"{fn.__name__}; write ParDo({fn.__name__}())")
+            raise ValueError(f"ParDo must be called with a DoFn instance, got the class "
+                             f"{fn.__name__}: use {fn.__name__}() not {fn.__name__}")
         if not isinstance(fn, DoFn):
             if not callable(fn):
                 raise TypeError(f"ParDo must be called with a DoFn instance, got {fn!r:.100}")
@@ -88,7 +88,8 @@ class ParDo(PTransform):
         multi.__dict__.update(self.__dict__)
         multi.output_tags = list(tags)
         multi.main_tag = main
-        multi.allow_unknown_tags = True if allow_unknown_tags is None else allow_unknown_tags
+        # As in Beam: undeclared tags may be read lazily only when no tags were declared.
+        multi.allow_unknown_tags = (not tags) if allow_unknown_tags is None else allow_unknown_tags
         return multi
 
     def expand(self, pcoll: PCollection) -> Any:

@@ -105,7 +105,7 @@ class Pipeline:
         if full_label in self._labels:
             raise RuntimeError(
                 f'A transform with label "{full_label}" already exists in the pipeline. '
-                f'To apply a transform with a specified label write pvalue | "label" >> transform')
+                f'To apply a transform with a specified label, write pvalue | "label" >> transform')
         self._labels.add(full_label)
         node = AppliedTransform(parent, transform, full_label, _flatten_inputs(pvalueish), self)
         parent.parts.append(node)

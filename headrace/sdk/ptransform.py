@@ -115,7 +115,16 @@ class _PTransformFn(PTransform):
         self._fn, self._args, self._kwargs = fn, args, kwargs
 
     def default_label(self) -> str:
-        return self._fn.__name__
+        # Beam's label: the function's name, plus its first argument when it has one.
+        if not self._args:
+            return self._fn.__name__
+        from headrace.sdk.callable_dofn import label_from_callable
+
+        first = self._args[0]
+        arg = label_from_callable(first) if callable(first) else str(first)
+        if len(arg) > 19:
+            arg = f"{arg[:10]}...{arg[-6:]}"
+        return f"{self._fn.__name__}({arg})"
 
     def expand(self, pvalue: Any) -> Any:
         return self._fn(pvalue, *self._args, **self._kwargs)

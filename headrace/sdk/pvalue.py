@@ -1,6 +1,7 @@
 """Values flowing through a pipeline: PCollections, tagged outputs and side-input views."""
 from __future__ import annotations
 
+import collections
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ class TaggedOutput:
 class DoOutputsTuple:
     """The outputs of ``ParDo(...).with_outputs(...)``: by attribute, by key, or unpacked.
 
-    Unpacking yields the main output first, then the declared tags in order.
+    Unpacking yields the main output first when it was named (``main=...``), then the
+    declared tags in order, as in Beam.
     """
 
     def __init__(self, pipeline: "Pipeline", producer: "AppliedTransform",
@@ -114,18 +116,32 @@ class DoOutputsTuple:
         return self[tag]
 
     def __iter__(self) -> Iterator[PCollection]:
-        yield self[None]
+        if self._main_tag is not None:
+            yield self[None]
         for tag in self._tags:
             yield self[tag]
 
     def __len__(self) -> int:
-        return 1 + len(self._tags)
+        return (self._main_tag is not None) + len(self._tags)
 
     def __repr__(self) -> str:
         return f"<DoOutputsTuple main_tag={self._main_tag!r} tags={self._tags}>"
 
 
 _NO_DEFAULT = object()
+
+
+class EmptySideInput:
+    """What an ``AsSingleton`` view of an empty PCollection without a default gives (Beam's)."""
+
+    def __repr__(self) -> str:
+        return "EmptySideInput()"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EmptySideInput)
+
+    def __hash__(self) -> int:
+        return hash(EmptySideInput)
 
 
 class AsSideInput:
@@ -156,10 +172,7 @@ class AsSingleton(AsSideInput):
         if len(values) == 1:
             return values[0]
         if not values:
-            if self.default_value is _NO_DEFAULT:
-                raise ValueError(f"PCollection {self.pvalue.label!r} is empty but is accessed "
-                                 "as a singleton view with no default_value")
-            return self.default_value
+            return EmptySideInput() if self.default_value is _NO_DEFAULT else self.default_value
         raise ValueError(
             f"PCollection {self.pvalue.label!r} of size {len(values)} with more than one element "
             f"accessed as a singleton view. First two elements encountered are "
@@ -192,10 +205,10 @@ class AsDict(AsSideInput):
 
 
 class AsMultiMap(AsSideInput):
-    """A PCollection of ``(key, value)`` pairs, as a dict of lists."""
+    """A PCollection of ``(key, value)`` pairs, as a dict of lists (missing keys: ``[]``)."""
 
     def view(self, values: List[Any]) -> Any:
-        result: Dict[Any, List[Any]] = {}
+        result: Dict[Any, List[Any]] = collections.defaultdict(list)
         for key, value in values:
-            result.setdefault(key, []).append(value)
+            result[key].append(value)
         return result

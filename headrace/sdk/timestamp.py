@@ -94,7 +94,8 @@ class Timestamp:
         return _EPOCH + datetime.timedelta(microseconds=self.micros)
 
     def to_rfc3339(self) -> str:
-        return self.to_utc_datetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        """``1970-01-01T00:01:00Z``; fractional seconds only when there are any, as in Beam."""
+        return self.to_utc_datetime().replace(tzinfo=None).isoformat() + "Z"
 
     def __float__(self) -> float:
         return self.micros / 1_000_000

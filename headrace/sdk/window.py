@@ -201,7 +201,8 @@ class WindowFn(abc.ABC):
         """Merge windows of one key by calling ``merge_context.merge``; no-op if not merging."""
 
     def is_merging(self) -> bool:
-        return False
+        """True unless the function is a :class:`NonMergingWindowFn` (Beam's default)."""
+        return True
 
     def get_transformed_output_time(self, window: BoundedWindow, input_timestamp: Timestamp):
         return input_timestamp
@@ -221,6 +222,9 @@ class WindowFn(abc.ABC):
 
 class NonMergingWindowFn(WindowFn):
     """A window function whose windows never merge."""
+
+    def is_merging(self) -> bool:
+        return False
 
 
 class GlobalWindows(NonMergingWindowFn):

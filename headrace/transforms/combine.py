@@ -77,7 +77,10 @@ class CombineGlobally(PTransform):
                     | "CombinePerKey" >> CombinePerKey(self.combine_fn, *self.args, **self.kwargs)
                     | "UnKey" >> Map(lambda key_value: key_value[1]))
         if self.as_view:
-            return AsSingleton(combined)
+            if not self.has_defaults:
+                return AsSingleton(combined)
+            return AsSingleton(combined, default_value=self.combine_fn.apply(
+                [], *self.args, **self.kwargs))
         if not self.has_defaults:
             return combined
         if not pcoll.windowing.is_global():

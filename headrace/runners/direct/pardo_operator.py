@@ -1,6 +1,7 @@
 """Running a ``DoFn``: bundles, side inputs held until ready, tagged and timestamped outputs."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Dict, List, Optional
 
 from headrace.runners.common.dofn_invoker import make_process_invoker
@@ -13,6 +14,8 @@ from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.window import GLOBAL_WINDOW, BoundedWindow, TimestampedValue
 from headrace.sdk.windowed_value import PANE_INFO_UNKNOWN, WindowedValue
 from headrace.sdk.windowing import Windowing
+
+_LOG = logging.getLogger(__name__)
 
 
 class SideInput:
@@ -54,7 +57,7 @@ class ParDoOperator(Operator):
         self.sides = [SideInput(view, windowing)
                       for view, windowing in zip(transform.side_inputs, side_windowings)]
         self.declared_tags = set(output_tags)
-        self.strict_tags = transform.output_tags is None
+        self.dropped_tags: set = set()
         self.pushed_back: List[WindowedValue] = []
         self.in_bundle = False
         self.set_up = False
@@ -131,6 +134,13 @@ class ParDoOperator(Operator):
                 reraise_with_label(exc, self.label)
         self._flush_outputs()
 
+    def _drop_undeclared(self, tag: str) -> None:
+        """Beam drops outputs to tags nobody reads; say so once, so a typo is findable."""
+        if tag not in self.dropped_tags:
+            self.dropped_tags.add(tag)
+            _LOG.warning("%s: dropping outputs to TaggedOutput tag %r, which no transform reads "
+                         "(declare and use it with .with_outputs(%r))", self.label, tag, tag)
+
     def finish_bundle(self) -> None:
         """End the current bundle, if one is open (its outputs are emitted now)."""
         if self.in_bundle:
@@ -163,10 +173,7 @@ class ParDoOperator(Operator):
             if type(output) is TaggedOutput:
                 tag, output = output.tag, output.value
                 if tag not in self.declared_tags:
-                    if self.strict_tags:
-                        raise ValueError(
-                            f"emitted TaggedOutput {tag!r} but the ParDo declares no tagged "
-                            f"outputs; use .with_outputs({tag!r}, ...)")
+                    self._drop_undeclared(tag)
                     continue
             if isinstance(output, WindowedValue):
                 wv = output
