@@ -22,12 +22,14 @@ from headrace.runners.direct.operators import (
 )
 from headrace.runners.direct.pardo_operator import ParDoOperator
 from headrace.runners.direct.sources import ReadOperator, TestStreamOperator
+from headrace.runners.direct.stateful_pardo import make_stateful_operator
 from headrace.sdk.options import StandardOptions
 from headrace.sdk.pardo import ParDo
 from headrace.sdk.pipeline import AppliedTransform, Pipeline
 from headrace.sdk.primitives import CombinePerKey, Flatten, GroupByKey, Read, WindowInto, Write
 from headrace.sdk.test_stream import TestStream
 from headrace.sdk.timestamp import MAX_MICROS
+from headrace.sdk.userstate import is_stateful_dofn
 
 #: How long an idle streaming loop sleeps at most before polling the sources again (seconds).
 POLL_INTERVAL = 0.01
@@ -38,9 +40,11 @@ MAX_TIMER_ROUNDS = 10_000
 def _make_operator(node: AppliedTransform) -> Operator:
     transform, label = node.transform, node.full_label
     if isinstance(transform, ParDo):
-        return ParDoOperator(label, transform,
-                             [view.pvalue.windowing for view in node.side_inputs],
-                             list(node.outputs))
+        side_windowings = [view.pvalue.windowing for view in node.side_inputs]
+        if is_stateful_dofn(transform.fn):
+            return make_stateful_operator(label, transform, node.main_inputs[0].windowing,
+                                          side_windowings, list(node.outputs))
+        return ParDoOperator(label, transform, side_windowings, list(node.outputs))
     if isinstance(transform, GroupByKey):
         return GroupByKeyOperator(label, node.main_inputs[0].windowing)
     if isinstance(transform, CombinePerKey):

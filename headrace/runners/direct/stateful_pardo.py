@@ -1,0 +1,471 @@
+"""Running a stateful ``DoFn``: per key and window state, event- and processing-time timers.
+
+Input elements are ``(key, value)`` pairs; ``process`` sees the whole pair,
+as in Beam. State lives in a ``KeyedStateBackend`` addressed by
+(``user/<state name>``, ``encode_key(key)``, window) and timers in a
+``TimerService`` keyed the same way, so an element in several windows
+(sliding windows) has separate state in each.
+
+Semantics, matching Beam (measured against Beam's direct runner):
+
+* An event-time timer fires once the input watermark reaches its timestamp
+  (``fire_at <= watermark``), a processing-time timer once the clock does;
+  due timers fire after each bundle (a timer set in the past fires right
+  after the bundle that set it) and when the watermark or clock advances,
+  one at a time in timestamp order, so a timer set by a callback fires in
+  its place. ``TimestampParam`` in a callback is the firing time; its
+  outputs are stamped with the timer's output timestamp (the firing time
+  unless ``set(..., output_timestamp=...)`` says otherwise, which also holds
+  the output watermark back until the timer fires or is cleared).
+* A window's state and timers are deleted once the watermark passes the
+  window's end plus the input's allowed lateness, after the timers due by
+  then have fired. An event-time timer set beyond that point keeps the
+  window alive until it fires (Beam's Python runners fire it, with the state).
+  Elements of a window already expired are dropped and counted in the
+  ``droppedDueToLateness`` counter, as Beam's runner-core does.
+* Merging windows (sessions): elements keep the window they carry, as on
+  Beam's direct runner; after a ``GroupByKey`` those are the merged sessions.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+import warnings
+from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
+
+from headrace.runners.common.errors import reraise_with_label
+from headrace.runners.common.timer_invoker import make_timer_invokers
+from headrace.runners.common.user_state import UserStateFactory
+from headrace.runners.direct.grouping_operators import split_key_value
+from headrace.runners.direct.operators import Operator
+from headrace.runners.direct.pardo_operator import ParDoOperator
+from headrace.runners.state.base import EVENT_TIME, PROCESSING_TIME, Timer, TimerService
+from headrace.runners.state.memory import MemoryStateBackend
+from headrace.sdk.coders import decode_key, encode_key
+from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, metrics_scope
+from headrace.sdk.timestamp import MAX_MICROS, to_micros
+from headrace.sdk.userstate import BaseTimer, TimerSpec, get_dofn_specs, validate_stateful_dofn
+from headrace.sdk.windowed_value import PANE_INFO_UNKNOWN, WindowedValue
+from headrace.sdk.windowing import Windowing
+
+#: ``Timer.output_timestamp`` of a processing-time timer set without one: its outputs are
+#: stamped with the firing time (as Beam's Python SDK does) and it holds no watermark.
+AT_FIRING_TIME = MAX_MICROS
+
+DROPPED_LATE = MetricName(SYSTEM_NAMESPACE, "droppedDueToLateness")
+
+_DOMAINS = {"WATERMARK": EVENT_TIME, "REAL_TIME": PROCESSING_TIME}
+
+
+class UserTimer(BaseTimer):
+    """The timer object a stateful DoFn is handed, bound to one key and window.
+
+    ``set``/``clear`` act at once on the operator's timer service; setting a
+    tag again replaces its pending timer, as in Beam. Timestamps are
+    seconds, ``Timestamp`` s or datetimes; processing-time ones are absolute.
+
+    >>> class Ops:  # stands in for the operator
+    ...     def set_timer(self, timer, explicit_output): print(timer.fire_at, timer.tag)
+    >>> UserTimer(Ops(), TimerSpec("t", "WATERMARK"), b"k", None, 0).set(2.5, "tag")
+    2500000 tag
+    """
+
+    __slots__ = ("operator", "spec", "key", "window", "input_timestamp")
+
+    def __init__(self, operator: "StatefulParDoOperator", spec: TimerSpec, key: bytes,
+                 window: Any, input_timestamp: int) -> None:
+        self.operator = operator
+        self.spec = spec
+        self.key = key
+        self.window = window
+        #: The timestamp of the element (or firing timer) being processed.
+        self.input_timestamp = input_timestamp
+
+    def set(self, timestamp: Any, dynamic_timer_tag: str = "",
+            output_timestamp: Any = None) -> None:
+        if not isinstance(dynamic_timer_tag, str):
+            raise TypeError(f"dynamic_timer_tag must be a str, got {dynamic_timer_tag!r:.100}")
+        fire_at = to_micros(timestamp, "timer timestamp")
+        event_time = self.spec.is_event_time
+        if output_timestamp is None:
+            output = fire_at if event_time else AT_FIRING_TIME
+        else:
+            output = to_micros(output_timestamp, "timer output timestamp")
+            # Beam's rules (Java SDK): an output timestamp may not precede the input being
+            # processed, whose timestamp already bounds the output watermark, nor follow
+            # an event-time timer's firing time.
+            if output < self.input_timestamp:
+                raise ValueError(
+                    f"{self.spec!r}: output timestamp {output} (micros) is before the timestamp "
+                    f"of the current input, {self.input_timestamp}; outputs may not move back "
+                    "in time")
+            if event_time and output > fire_at:
+                raise ValueError(
+                    f"{self.spec!r}: output timestamp {output} (micros) is after the firing "
+                    f"time {fire_at} of this event-time timer")
+        domain = EVENT_TIME if event_time else PROCESSING_TIME
+        self.operator.set_timer(Timer(self.key, self.window, self.spec.name, dynamic_timer_tag,
+                                      domain, fire_at, output), explicit_output=output_timestamp
+                                is not None)
+
+    def clear(self, dynamic_timer_tag: str = "") -> None:
+        self.operator.delete_timer(self.key, self.window, self.spec.name, dynamic_timer_tag)
+
+    def __repr__(self) -> str:
+        return f"UserTimer({self.spec.name!r}, window={self.window!r})"
+
+
+class StatefulParDoOperator(ParDoOperator):
+    """A ParDo whose DoFn uses state or timers; input 0 carries (key, value) pairs.
+
+    >>> import headrace as beam
+    >>> from headrace.sdk.window import GLOBAL_WINDOW
+    >>> from headrace.transforms.userstate import CombiningValueStateSpec
+    >>> class Count(beam.DoFn):
+    ...     N = CombiningValueStateSpec("n", sum)
+    ...     def process(self, kv, n=beam.DoFn.StateParam(N)):
+    ...         n.add(1)
+    >>> p = beam.Pipeline()
+    >>> node = (p | beam.Create([("a", 1)]) | beam.ParDo(Count())).producer
+    >>> op = make_stateful_operator(node.full_label, node.transform,
+    ...                             node.main_inputs[0].windowing, [], [None])
+    >>> op.start()
+    >>> op.process_batch(0, [WindowedValue(("a", 1), 0, [GLOBAL_WINDOW]),
+    ...                      WindowedValue(("a", 2), 0, [GLOBAL_WINDOW])])
+    >>> op.states.state(Count.N, encode_key("a"), GLOBAL_WINDOW).read()
+    2
+    """
+
+    def __init__(self, label: str, transform: Any, input_windowing: Windowing,
+                 side_windowings: List[Windowing], output_tags: List[Optional[str]],
+                 backend: Any = None, timer_service: Optional[TimerService] = None) -> None:
+        super().__init__(label, transform, side_windowings, output_tags)
+        # Validate the DoFn as the user built it: unpickling can duplicate a spec object.
+        validate_stateful_dofn(getattr(transform, "fn", self.fn), label)
+        state_specs, timer_specs = get_dofn_specs(self.fn)
+        window_fn = input_windowing.window_fn
+        if window_fn.is_merging():
+            warnings.warn(
+                f"{label!r}: stateful DoFn {type(self.fn).__name__} on merging windows "
+                f"({window_fn!r}): as in Beam, state is kept per window an element carries, "
+                "which before a GroupByKey is each element's own unmerged window",
+                stacklevel=2)
+        self.allowed_lateness = int(getattr(input_windowing, "allowed_lateness_micros", 0) or 0)
+        self.backend = backend if backend is not None else MemoryStateBackend()
+        self.timers = timer_service if timer_service is not None else TimerService()
+        self.states = UserStateFactory(self.backend, state_specs, self.now, self._state_written)
+        self.timer_specs: Dict[str, TimerSpec] = {spec.name: spec for spec in timer_specs}
+        self.timer_invokers = make_timer_invokers(self.fn, label)
+        self._sequence = itertools.count()
+        # window -> {encoded key: key}: what has state or timers, for expiry and KeyParam.
+        self._live: Dict[Any, Dict[bytes, Any]] = {}
+        self._gc_queue: List[Tuple[int, int, Any]] = []
+        # (key, window) -> {(timer family, tag)}: so expiry deletes timers without a scan.
+        self._timer_index: Dict[Tuple[bytes, Any], Set[Tuple[str, str]]] = {}
+        # timer identity -> explicit output timestamp: the holds on the output watermark.
+        self._holds: Dict[Tuple, int] = {}
+        # TTL cleanup: (expiry, seq, key, window), at most one live entry per key and window.
+        self._ttl_queue: List[Tuple[int, int, bytes, Any]] = []
+        self._ttl_scheduled: Dict[Tuple[bytes, Any], int] = {}
+        self._current: Optional[Tuple[bytes, Any]] = None  # (encoded key, key) being processed
+        self._states_set_up = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        super().start()
+        with metrics_scope(self.metrics):
+            try:
+                self.states.setup()  # the CombineFns of combining states
+            except Exception as exc:
+                self.close()  # the executor closes only operators that started
+                reraise_with_label(exc, self.label)
+        self._states_set_up = True
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._states_set_up:
+                self._states_set_up = False
+                with metrics_scope(self.metrics):
+                    try:
+                        self.states.teardown()
+                    except Exception as exc:
+                        reraise_with_label(exc, self.label)
+
+    def now(self) -> int:
+        """Processing time, int micros: the runner's clock, or the wall clock without one."""
+        if self.clock is not None:
+            return self.clock.now()
+        return time.time_ns() // 1000
+
+    # -- elements -------------------------------------------------------------------------------
+    def _gc_time(self, window: Any) -> int:
+        return min(window.end_micros + self.allowed_lateness, MAX_MICROS)
+
+    def _process_main(self, batch: List[WindowedValue]) -> None:
+        self._ensure_bundle()
+        invoker = self.invoker
+        self.outputs = {}
+        dropped = 0
+        with metrics_scope(self.metrics):
+            try:
+                for wv in batch:
+                    key, _ = split_key_value_for_state(wv.value, self.label, self.fn)
+                    encoded = encode_key(key)
+                    self._current = (encoded, key)
+                    for window in wv.windows:
+                        if self._gc_time(window) <= self.input_watermark:
+                            dropped += 1  # its state is gone: Beam drops such late data
+                            continue
+                        side_values = [side.view_for(side.window_for(window))
+                                       for side in self.sides]
+                        context = self._context(encoded, key, window, wv.timestamp_micros,
+                                                wv.pane_info or PANE_INFO_UNKNOWN, "")
+                        results = invoker.invoke(wv.value, wv.timestamp_micros, window,
+                                                 side_values, context)
+                        self._emit_results(results, wv.timestamp_micros, (window,), wv.pane_info)
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+            finally:
+                self._current = None
+        if dropped:
+            self.metrics.counter(DROPPED_LATE).inc(dropped)
+        self._flush_outputs()
+        # Beam fires timers between bundles: one set at or before the current time fires now.
+        self._fire_due(self.input_watermark, self.now())
+        self._collect_garbage(self.input_watermark)
+
+    def _ensure_bundle(self) -> None:
+        if not self.in_bundle:
+            self._call_bundle_method(self.fn.start_bundle)
+            self.in_bundle = True
+
+    def _context(self, encoded: bytes, key: Any, window: Any, input_timestamp: int,
+                 pane: Any, timer_tag: str) -> Callable[[Any], Any]:
+        def resolve(marker: Any) -> Any:
+            name = marker.name
+            if name == "StateParam":
+                return self.states.state(marker.spec, encoded, window)
+            if name == "TimerParam":
+                if marker.spec.name not in self.timer_specs:
+                    raise ValueError(f"{marker.spec!r} is not a timer of this DoFn")
+                return UserTimer(self, marker.spec, encoded, window, input_timestamp)
+            if name == "KeyParam":
+                return key
+            if name == "PaneInfoParam":
+                return pane
+            if name == "DynamicTimerTagParam":
+                return timer_tag
+            raise TypeError(f"{marker!r} is not available here")
+
+        return resolve
+
+    # -- timers ---------------------------------------------------------------------------------
+    def set_timer(self, timer: Timer, explicit_output: bool = False) -> None:
+        """Schedule ``timer`` (replacing a pending one with its identity)."""
+        identity = timer.identity
+        self._holds.pop(identity, None)
+        self.timers.set(timer)
+        self._timer_index.setdefault((timer.key, timer.namespace), set()).add(
+            (timer.family, timer.tag))
+        if explicit_output:
+            self._holds[identity] = timer.output_timestamp
+        self._mark_live(timer.key, timer.namespace)
+
+    def delete_timer(self, key: bytes, window: Any, family: str, tag: str) -> None:
+        self.timers.delete(key, window, family, tag)
+        self._forget_timer(key, window, family, tag)
+
+    def _forget_timer(self, key: bytes, window: Any, family: str, tag: str) -> None:
+        self._holds.pop((key, window, family, tag), None)
+        families = self._timer_index.get((key, window))
+        if families is not None:
+            families.discard((family, tag))
+            if not families:
+                del self._timer_index[(key, window)]
+
+    def _fire_due(self, watermark: int, now: Optional[int]) -> bool:
+        """Fire every event-time timer due by ``watermark`` (and processing-time timer due by
+        ``now``), earliest first, including those the callbacks set. Whether any fired."""
+        fired = progress = False
+        # Until nothing is due: a callback may set a timer of the other domain that is due.
+        while True:
+            for domain, up_to in ((EVENT_TIME, watermark), (PROCESSING_TIME, now)):
+                if up_to is None:
+                    continue
+                timer = self.timers.pop_due(domain, up_to)
+                while timer is not None:
+                    if not fired:
+                        self._ensure_bundle()
+                        self.outputs = {}
+                        fired = True
+                    progress = True
+                    self._forget_timer(timer.key, timer.namespace, timer.family, timer.tag)
+                    self._fire(timer)
+                    timer = self.timers.pop_due(domain, up_to)
+            if not progress:
+                break
+            progress = False
+        if fired:
+            self._flush_outputs()
+        return fired
+
+    def _fire(self, timer: Timer) -> None:
+        window = timer.namespace
+        key = self._key_of(timer.key, window)
+        output_timestamp = (timer.fire_at if timer.output_timestamp == AT_FIRING_TIME
+                            else timer.output_timestamp)
+        context = self._context(timer.key, key, window, output_timestamp, PANE_INFO_UNKNOWN,
+                                timer.tag)
+        self._current = (timer.key, key)
+        with metrics_scope(self.metrics):
+            try:
+                results = self.timer_invokers[timer.family].invoke(timer.fire_at, window,
+                                                                   context)
+                self._emit_results(results, output_timestamp, (window,), None)
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+            finally:
+                self._current = None
+
+    # -- what is live, expiry and TTL cleanup -----------------------------------------------------
+    def _key_of(self, encoded: bytes, window: Any) -> Any:
+        keys = self._live.get(window)
+        if keys is not None and encoded in keys:
+            return keys[encoded]
+        return decode_key(encoded)
+
+    def _mark_live(self, encoded: bytes, window: Any) -> None:
+        keys = self._live.get(window)
+        if keys is None:
+            keys = self._live[window] = {}
+            heapq.heappush(self._gc_queue, (self._gc_time(window), next(self._sequence), window))
+        if encoded not in keys:
+            current = self._current
+            keys[encoded] = current[1] if current and current[0] == encoded \
+                else decode_key(encoded)
+
+    def _state_written(self, encoded: bytes, window: Hashable, expires_at: Optional[int]) -> None:
+        self._mark_live(encoded, window)
+        if expires_at is not None:
+            scheduled = self._ttl_scheduled.get((encoded, window))
+            # Refreshing only moves an expiry later, so the earliest one scheduled stays a
+            # valid time to look again; at most one queue entry per key and window.
+            if scheduled is None or expires_at < scheduled:
+                self._ttl_scheduled[(encoded, window)] = expires_at
+                heapq.heappush(self._ttl_queue,
+                               (expires_at, next(self._sequence), encoded, window))
+
+    def _pending_event_time(self, encoded: bytes, window: Any) -> Optional[int]:
+        """The earliest pending event-time timer of a key and window, or None."""
+        earliest = None
+        for family, tag in self._timer_index.get((encoded, window), ()):
+            timer = self.timers.get(encoded, window, family, tag)
+            if timer is not None and timer.domain == EVENT_TIME and (
+                    earliest is None or timer.fire_at < earliest):
+                earliest = timer.fire_at
+        return earliest
+
+    def _collect_garbage(self, watermark: int) -> None:
+        """Delete the state and timers of every window that expired by ``watermark``."""
+        queue = self._gc_queue
+        while queue and queue[0][0] <= watermark:
+            _, _, window = heapq.heappop(queue)
+            keys = self._live.pop(window, None)
+            if not keys:
+                continue
+            remaining: Dict[bytes, Any] = {}
+            recheck = MAX_MICROS
+            for encoded, key in keys.items():
+                pending = self._pending_event_time(encoded, window)
+                if pending is not None and watermark < MAX_MICROS:
+                    # A timer set past the expiry keeps the window until it has fired.
+                    remaining[encoded] = key
+                    recheck = min(recheck, pending)
+                    continue
+                self._clear(encoded, window)
+            if remaining:
+                self._live[window] = remaining
+                heapq.heappush(queue, (recheck, next(self._sequence), window))
+
+    def _clear(self, encoded: bytes, window: Any) -> None:
+        self.backend.clear_namespace(encoded, window)
+        for family, tag in list(self._timer_index.get((encoded, window), ())):
+            self.delete_timer(encoded, window, family, tag)
+        self._ttl_scheduled.pop((encoded, window), None)
+
+    def _cleanup_expired_state(self, now: int) -> None:
+        """The TTL cleanup pass: prune state whose earliest expiry has come."""
+        queue = self._ttl_queue
+        while queue and queue[0][0] <= now:
+            expiry, _, encoded, window = heapq.heappop(queue)
+            if self._ttl_scheduled.get((encoded, window)) != expiry:
+                continue  # superseded by an earlier entry, or the window was cleared
+            del self._ttl_scheduled[(encoded, window)]
+            with metrics_scope(self.metrics):
+                try:
+                    next_expiry = self.states.prune_expired(encoded, window, now)
+                except Exception as exc:
+                    reraise_with_label(exc, self.label)
+            if next_expiry is not None:
+                self._ttl_scheduled[(encoded, window)] = next_expiry
+                heapq.heappush(queue, (next_expiry, next(self._sequence), encoded, window))
+            elif (window not in self.backend.namespaces(encoded)
+                  and (encoded, window) not in self._timer_index):
+                keys = self._live.get(window)
+                if keys is not None:
+                    keys.pop(encoded, None)  # nothing left to expire for this key
+
+    # -- time -----------------------------------------------------------------------------------
+    def advance(self, watermark: int) -> None:
+        if self.pushed_back:
+            waiting, self.pushed_back = self.pushed_back, []
+            self.process_batch(0, waiting)
+        self._fire_due(watermark, None)
+        self._collect_garbage(watermark)
+        self._forward(watermark)
+
+    def _forward(self, watermark: int) -> None:
+        self.finish_bundle()
+        hold = min(self._holds.values(), default=MAX_MICROS)
+        held = min((wv.timestamp_micros for wv in self.pushed_back), default=MAX_MICROS)
+        self.forward_watermark(min(watermark, hold, held))
+
+    def on_processing_time(self, now: int) -> None:
+        fired = self._fire_due(self.input_watermark, now)
+        self._cleanup_expired_state(now)
+        if fired:
+            self._collect_garbage(self.input_watermark)
+            self._forward(self.input_watermark)
+
+    def next_processing_time(self) -> Optional[int]:
+        times = [t for t in (self.timers.next_time(PROCESSING_TIME),) if t is not None]
+        while self._ttl_queue:
+            expiry, _, encoded, window = self._ttl_queue[0]
+            if self._ttl_scheduled.get((encoded, window)) == expiry:
+                times.append(expiry)
+                break
+            heapq.heappop(self._ttl_queue)
+        return min(times) if times else None
+
+
+def split_key_value_for_state(element: Any, label: str, fn: Any) -> tuple:
+    """Unpack the ``(key, value)`` pair a stateful DoFn needs, or say why it cannot."""
+    try:
+        return split_key_value(element, label)
+    except TypeError:
+        raise TypeError(
+            f"Input elements to the transform {label!r} with stateful DoFn must be key-value "
+            f"pairs: {type(fn).__name__} uses state or timers, which are kept per key, but got "
+            f"an element of type {type(element).__name__}: {element!r:.200} (state used in a "
+            "non-keyed DoFn; key the input first, e.g. with beam.WithKeys or beam.Map(lambda "
+            "x: (key, x)))") from None
+
+
+def make_stateful_operator(label: str, transform: Any, input_windowing: Windowing,
+                           side_windowings: List[Windowing],
+                           output_tags: List[Optional[str]]) -> Operator:
+    """The direct runner's operator for a ParDo whose DoFn ``is_stateful_dofn``."""
+    return StatefulParDoOperator(label, transform, input_windowing, side_windowings, output_tags)
