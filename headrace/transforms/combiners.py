@@ -5,6 +5,7 @@ Each is a ``CombineFn`` plus small composite transforms over
 """
 from __future__ import annotations
 
+import copy
 import heapq
 import random
 from typing import Any, Callable, List, Optional, Tuple
@@ -180,10 +181,29 @@ class LatestCombineFn(CombineFn):
         return accumulator[0]
 
 
+class CombinerWithoutDefaults(PTransform):
+    """A global combiner that can skip the default output for empty input, as in Beam."""
+
+    has_defaults = True
+
+    def with_defaults(self, has_defaults: bool = True) -> "CombinerWithoutDefaults":
+        clone = copy.copy(self)
+        clone.has_defaults = has_defaults
+        return clone
+
+    def without_defaults(self) -> "CombinerWithoutDefaults":
+        """Output nothing (rather than the empty value) for an empty input."""
+        return self.with_defaults(False)
+
+    def combine_globally(self, combine_fn: CombineFn) -> CombineGlobally:
+        combine = CombineGlobally(combine_fn)
+        return combine if self.has_defaults else combine.without_defaults()
+
+
 def _globally(fn_factory: Callable[[], CombineFn], name: str) -> type:
-    class _Globally(PTransform):
+    class _Globally(CombinerWithoutDefaults):
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | name >> CombineGlobally(fn_factory())
+            return pcoll | name >> self.combine_globally(fn_factory())
 
     _Globally.__name__ = _Globally.__qualname__ = "Globally"
     return _Globally
@@ -229,7 +249,7 @@ class Mean:
     PerKey = _per_key(MeanCombineFn, "MeanCombineFn")
 
 
-class _TopTransform(PTransform):
+class _TopTransform(CombinerWithoutDefaults):
     def __init__(self, n: int, key: Optional[Callable[[Any], Any]] = None,
                  reverse: bool = False, per_key: bool = False) -> None:
         super().__init__()
@@ -239,7 +259,7 @@ class _TopTransform(PTransform):
     def expand(self, pcoll: PCollection) -> PCollection:
         if self.per_key:
             return pcoll | "TopPerKey" >> CombinePerKey(self.combine_fn)
-        return pcoll | "Top" >> CombineGlobally(self.combine_fn)
+        return pcoll | "Top" >> self.combine_globally(self.combine_fn)
 
 
 class Top:
@@ -289,13 +309,13 @@ class Sample:
     ...     three = p | beam.Create(range(100)) | beam.combiners.Sample.FixedSizeGlobally(3)
     """
 
-    class FixedSizeGlobally(PTransform):
+    class FixedSizeGlobally(CombinerWithoutDefaults):
         def __init__(self, n: int) -> None:
             super().__init__()
             self.n = n
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | "Sample" >> CombineGlobally(SampleCombineFn(self.n))
+            return pcoll | "Sample" >> self.combine_globally(SampleCombineFn(self.n))
 
     class FixedSizePerKey(PTransform):
         def __init__(self, n: int) -> None:
@@ -306,7 +326,7 @@ class Sample:
             return pcoll | "Sample" >> CombinePerKey(SampleCombineFn(self.n))
 
 
-class ToList(PTransform):
+class ToList(CombinerWithoutDefaults):
     """All elements (per window) as one list.
 
     >>> import headrace as beam
@@ -315,21 +335,21 @@ class ToList(PTransform):
     """
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | "ToList" >> CombineGlobally(ToListCombineFn())
+        return pcoll | "ToList" >> self.combine_globally(ToListCombineFn())
 
 
-class ToDict(PTransform):
+class ToDict(CombinerWithoutDefaults):
     """``(key, value)`` elements (per window) as one dict."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | "ToDict" >> CombineGlobally(ToDictCombineFn())
+        return pcoll | "ToDict" >> self.combine_globally(ToDictCombineFn())
 
 
-class ToSet(PTransform):
+class ToSet(CombinerWithoutDefaults):
     """All distinct elements (per window) as one set."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | "ToSet" >> CombineGlobally(ToSetCombineFn())
+        return pcoll | "ToSet" >> self.combine_globally(ToSetCombineFn())
 
 
 class _AddTimestamp(DoFn):
@@ -353,10 +373,10 @@ class Latest:
     ...               | beam.combiners.Latest.Globally())
     """
 
-    class Globally(PTransform):
+    class Globally(CombinerWithoutDefaults):
         def expand(self, pcoll: PCollection) -> PCollection:
             return (pcoll | "AddTimestamp" >> ParDo(_AddTimestamp())
-                    | "LatestCombineFn" >> CombineGlobally(LatestCombineFn()))
+                    | "LatestCombineFn" >> self.combine_globally(LatestCombineFn()))
 
     class PerKey(PTransform):
         def expand(self, pcoll: PCollection) -> PCollection:
