@@ -21,8 +21,12 @@ import headrace as beam
 from headrace.metrics.metric import MetricsFilter
 from headrace.options.pipeline_options import PipelineOptions
 from headrace.transforms.combiners import MeanCombineFn
-from headrace.transforms.trigger import (AccumulationMode, AfterCount, AfterProcessingTime,
-                                         AfterWatermark)
+from headrace.transforms.trigger import (
+    AccumulationMode,
+    AfterCount,
+    AfterProcessingTime,
+    AfterWatermark,
+)
 from headrace.window import SlidingWindows
 
 PANE_TIMING = ("EARLY", "ON_TIME", "LATE", "UNKNOWN")
