@@ -1,18 +1,3 @@
 """Windows and window functions (Beam's ``beam.window``)."""
-from headrace.sdk.window import (
-                                 BoundedWindow,
-                                 FixedWindows,
-                                 GlobalWindow,
-                                 GlobalWindows,
-                                 IntervalWindow,
-                                 NonMergingWindowFn,
-                                 Sessions,
-                                 SlidingWindows,
-                                 TimestampCombiner,
-                                 TimestampedValue,
-                                 WindowFn,
-)
-
-__all__ = ["BoundedWindow", "FixedWindows", "GlobalWindow", "GlobalWindows", "IntervalWindow",
-           "NonMergingWindowFn", "Sessions", "SlidingWindows", "TimestampCombiner",
-           "TimestampedValue", "WindowFn"]
+from headrace.transforms.window import *  # noqa: F403  (the same module as transforms.window)
+from headrace.transforms.window import __all__  # noqa: F401

@@ -4,42 +4,5 @@
 >>> coders.registry.get_coder(bytes)
 BytesCoder
 """
-from headrace.sdk.coders import (
-                                 BooleanCoder,
-                                 BytesCoder,
-                                 Coder,
-                                 CoderRegistry,
-                                 DeterministicKeyCoder,
-                                 FastPrimitivesCoder,
-                                 FloatCoder,
-                                 IterableCoder,
-                                 ListCoder,
-                                 NonDeterministicKeyError,
-                                 PickleCoder,
-                                 StrUtf8Coder,
-                                 TupleCoder,
-                                 VarIntCoder,
-                                 decode_key,
-                                 encode_key,
-                                 registry,
-)
-
-__all__ = [
-    "BooleanCoder",
-    "BytesCoder",
-    "Coder",
-    "CoderRegistry",
-    "DeterministicKeyCoder",
-    "FastPrimitivesCoder",
-    "FloatCoder",
-    "IterableCoder",
-    "ListCoder",
-    "NonDeterministicKeyError",
-    "PickleCoder",
-    "StrUtf8Coder",
-    "TupleCoder",
-    "VarIntCoder",
-    "decode_key",
-    "encode_key",
-    "registry",
-]
+from headrace.sdk.coders import *  # noqa: F403  (Beam's module path for the SDK's coders)
+from headrace.sdk.coders import __all__  # noqa: F401

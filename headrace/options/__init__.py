@@ -4,20 +4,5 @@
 >>> PipelineOptions(["--streaming"]).streaming
 True
 """
-from headrace.sdk.options import (
-                                  DirectOptions,
-                                  HeadraceOptions,
-                                  OptionsError,
-                                  PipelineOptions,
-                                  SetupOptions,
-                                  StandardOptions,
-)
-
-__all__ = [
-    "DirectOptions",
-    "HeadraceOptions",
-    "OptionsError",
-    "PipelineOptions",
-    "SetupOptions",
-    "StandardOptions",
-]
+from headrace.options.pipeline_options import *  # noqa: F403  (the same names, one level up)
+from headrace.options.pipeline_options import __all__  # noqa: F401
