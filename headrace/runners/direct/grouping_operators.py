@@ -1,23 +1,38 @@
-"""GroupByKey and CombinePerKey: per key and window aggregation, fired by the watermark.
+"""GroupByKey and CombinePerKey on the direct runner: triggered grouping per key and window.
 
-Both keep, per key, a map from window to an aggregate (a list of values for
-GroupByKey, an accumulator for CombinePerKey) and the output timestamp chosen
-by the windowing's timestamp combiner. Merging window functions (sessions)
-merge the windows of a key, and their aggregates, as elements arrive.
+Both operators run a :class:`~headrace.runners.common.grouping.TriggeredGrouping`
+over a ``MemoryStateBackend`` and a ``TimerService``: every batch is one
+bundle, watermarks fire on-time panes and garbage-collect expired windows,
+processing time fires processing-time triggers. GroupByKey keeps a bag of
+values per key and window, CombinePerKey one accumulator. Elements that
+arrive for a window already past its allowed lateness are dropped and
+counted (``dropped_late_elements``; those for a window whose trigger has
+finished in ``dropped_closed_window_elements``), in the ``headrace``
+namespace of the step's metrics.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, List, Tuple
 
 from headrace.runners.common.errors import reraise_with_label
+from headrace.runners.common.grouping import (
+    BufferAggregation,
+    CombiningAggregation,
+    TriggeredGrouping,
+)
 from headrace.runners.direct.operators import Operator
+from headrace.runners.state.base import TimerService
+from headrace.runners.state.memory import MemoryStateBackend
 from headrace.sdk.coders import encode_key
-from headrace.sdk.metrics import metrics_scope
+from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, metrics_scope
 from headrace.sdk.serialization import loads_user_code
-from headrace.sdk.timestamp import Timestamp
-from headrace.sdk.window import TimestampCombiner, merge_windows
 from headrace.sdk.windowed_value import WindowedValue
 from headrace.sdk.windowing import Windowing
+
+#: Elements (counted once per window) dropped because the window was past allowed lateness.
+DROPPED_LATE = MetricName(SYSTEM_NAMESPACE, "dropped_late_elements")
+#: Elements dropped because their window's trigger had finished (Beam: droppedDueToClosedWindow).
+DROPPED_CLOSED = MetricName(SYSTEM_NAMESPACE, "dropped_closed_window_elements")
 
 
 def split_key_value(element: Any, label: str) -> tuple:
@@ -30,144 +45,139 @@ def split_key_value(element: Any, label: str) -> tuple:
                     f"{type(element).__name__}: {element!r:.200}")
 
 
-class _KeyedWindowAggregation(Operator):
-    """Shared machinery; subclasses define the aggregate."""
+class _GroupingOperator(Operator):
+    """Shared driving of a ``TriggeredGrouping``; subclasses choose the aggregation."""
 
     def __init__(self, label: str, windowing: Windowing) -> None:
         super().__init__(label, 1)
-        self.window_fn = windowing.window_fn
-        self.merging = self.window_fn.is_merging()
-        self.combiner = windowing.timestamp_combiner
-        self.track_time = self.combiner != TimestampCombiner.OUTPUT_AT_EOW
-        # encoded key -> [key, {window: [aggregate, output_timestamp]}]
-        self.keys: Dict[bytes, list] = {}
+        self.windowing = windowing
+        self.backend = MemoryStateBackend()
+        self.timers = TimerService()
+        self.grouping = TriggeredGrouping(windowing, self.make_aggregation(), self.backend,
+                                          self.timers)
 
-    def new_aggregate(self) -> Any:
+    def make_aggregation(self) -> Any:
         raise NotImplementedError
 
-    def add_value(self, aggregate: Any, value: Any) -> Any:
-        raise NotImplementedError
+    def _now(self) -> int:
+        return self.clock.now() if self.clock is not None else 0
 
-    def merge_aggregates(self, aggregates: List[Any]) -> Any:
-        raise NotImplementedError
-
-    def output_value(self, aggregate: Any) -> Any:
-        raise NotImplementedError
-
-    def _output_time(self, window: Any, timestamp_micros: int) -> int:
-        if not self.track_time:
-            return window.max_timestamp_micros
-        transformed = self.window_fn.get_transformed_output_time(
-            window, Timestamp(micros=timestamp_micros))
-        return Timestamp.of(transformed).micros
-
-    def _combine_times(self, times: List[int]) -> int:
-        return max(times) if self.combiner == TimestampCombiner.OUTPUT_AT_LATEST else min(times)
+    def _keyed(self, batch: List[WindowedValue]) -> List[Tuple[bytes, Any, Any, int, tuple]]:
+        """``(encoded key, key, value, timestamp, windows)`` for each element."""
+        label = self.label
+        keyed = []
+        append = keyed.append
+        try:
+            for wv in batch:
+                element = wv.value
+                if type(element) is tuple and len(element) == 2:
+                    key, value = element
+                else:
+                    key, value = split_key_value(element, label)
+                append((encode_key(key), key, value, wv.timestamp_micros, wv.windows))
+        except Exception as exc:
+            reraise_with_label(exc, label)
+        return keyed
 
     def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
-        for wv in batch:
-            self._add(wv)
+        grouping = self.grouping
+        closed_before = grouping.dropped_closed
+        with metrics_scope(self.metrics):
+            try:
+                out, dropped = grouping.process_bundle(self._keyed(batch), self.input_watermark,
+                                                       self.output_watermark, self._now())
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+        if dropped:
+            self.metrics.counter(DROPPED_LATE).inc(dropped)
+        if grouping.dropped_closed != closed_before:
+            self.metrics.counter(DROPPED_CLOSED).inc(grouping.dropped_closed - closed_before)
+        self.emit_batch(None, out)
+        # Firing may have released holds.
+        self.forward_watermark(grouping.output_watermark_for(self.input_watermark))
 
-    def _add(self, wv: WindowedValue) -> None:
-        key, value = split_key_value(wv.value, self.label)
-        try:
-            encoded = encode_key(key)
-        except Exception as exc:
-            reraise_with_label(exc, self.label)
-        entry = self.keys.get(encoded)
-        if entry is None:
-            entry = self.keys[encoded] = [key, {}]
-        windows = entry[1]
-        for window in wv.windows:
-            slot = windows.get(window)
-            output_time = self._output_time(window, wv.timestamp_micros)
-            if slot is None:
-                slot = windows[window] = [self.new_aggregate(), output_time]
-            elif self.track_time:
-                slot[1] = self._combine_times([slot[1], output_time])
-            slot[0] = self.add_value(slot[0], value)
-        if self.merging:
-            self._merge(windows)
+    @property
+    def bundle_per_batch(self) -> bool:
+        """Streaming: each batch is a bundle. Batch execution (False): triggers are asked once
+        all input is in, as Beam's batch runners process each key's input as one bundle."""
+        return not self.grouping.defer_firing
 
-    def _merge(self, windows: Dict[Any, list]) -> None:
-        try:
-            merges = merge_windows(self.window_fn, list(windows))
-        except Exception as exc:
-            reraise_with_label(exc, self.label)
-        targets: Dict[Any, List[Any]] = {}
-        for old, new in merges.items():
-            targets.setdefault(new, []).append(old)
-        for new, olds in targets.items():
-            slots = [windows.pop(old) for old in olds]
-            if new in windows:
-                slots.append(windows.pop(new))
-            times = ([self._output_time(new, s[1]) for s in slots] if self.track_time
-                     else [new.max_timestamp_micros])
-            windows[new] = [self.merge_aggregates([s[0] for s in slots]),
-                            self._combine_times(times)]
+    @bundle_per_batch.setter
+    def bundle_per_batch(self, value: bool) -> None:
+        self.grouping.defer_firing = not value
 
     def advance(self, watermark: int) -> None:
-        ready = []
-        for key, windows in self.keys.values():
-            for window in [w for w in windows if w.end_micros <= watermark]:
-                aggregate, output_time = windows.pop(window)
-                ready.append((window.end_micros, key, window, aggregate, output_time))
-        self.keys = {k: e for k, e in self.keys.items() if e[1]}
-        ready.sort(key=lambda item: item[0])
-        self.emit_batch(None, [
-            WindowedValue.of((key, self.output_value(aggregate)), output_time, (window,))
-            for _, key, window, aggregate, output_time in ready])
-        self.forward_watermark(watermark)
+        with metrics_scope(self.metrics):
+            try:
+                out = self.grouping.fire_deferred() if self.grouping.defer_firing else []
+                out += self.grouping.on_watermark(watermark, self._now())
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+        self.emit_batch(None, out)
+        self.forward_watermark(self.grouping.output_watermark_for(watermark))
+
+    def on_processing_time(self, now: int) -> None:
+        with metrics_scope(self.metrics):
+            try:
+                out = self.grouping.on_processing_time(now, self.input_watermark,
+                                                       self.output_watermark)
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+        self.emit_batch(None, out)
+        self.forward_watermark(self.grouping.output_watermark_for(self.input_watermark))
+
+    def next_processing_time(self) -> Any:
+        return self.grouping.next_processing_time()
 
 
-class GroupByKeyOperator(_KeyedWindowAggregation):
-    def new_aggregate(self) -> List[Any]:
-        return []
+class GroupByKeyOperator(_GroupingOperator):
+    """Emits ``(key, [values])`` panes; the values wait in a bag per key and window.
 
-    def add_value(self, aggregate: List[Any], value: Any) -> List[Any]:
-        aggregate.append(value)
-        return aggregate
+    >>> from headrace.sdk.windowing import DEFAULT_WINDOWING
+    >>> from headrace.sdk.window import GLOBAL_WINDOW
+    >>> from headrace.sdk.timestamp import MAX_MICROS
+    >>> op = GroupByKeyOperator("GBK", DEFAULT_WINDOWING)
+    >>> op.process_batch(0, [WindowedValue.of(("a", 1), 0, (GLOBAL_WINDOW,))])
+    >>> panes = []
+    >>> op.emit_batch = lambda tag, batch: panes.extend(batch)
+    >>> op.on_watermark(0, MAX_MICROS); [wv.value for wv in panes]
+    [('a', [1])]
+    """
 
-    def merge_aggregates(self, aggregates: List[List[Any]]) -> List[Any]:
-        return [value for aggregate in aggregates for value in aggregate]
-
-    def output_value(self, aggregate: List[Any]) -> List[Any]:
-        return aggregate
+    def make_aggregation(self) -> BufferAggregation:
+        return BufferAggregation()
 
 
-class CombinePerKeyOperator(_KeyedWindowAggregation):
-    """Keeps one accumulator per key and window."""
+class CombinePerKeyOperator(_GroupingOperator):
+    """Emits ``(key, combined)`` panes; keeps one accumulator per key and window.
+
+    ``serialized_fn`` is ``CombinePerKey.serialized_fn``: the pickled
+    ``(combine_fn, args, kwargs)``.
+    """
 
     def __init__(self, label: str, windowing: Windowing, serialized_fn: bytes) -> None:
-        super().__init__(label, windowing)
         self.combine_fn, self.args, self.kwargs = loads_user_code(serialized_fn)
         self.set_up = False
+        super().__init__(label, windowing)
+
+    def make_aggregation(self) -> CombiningAggregation:
+        return CombiningAggregation(self.combine_fn, self._call)
+
+    def _call(self, method: Any, *args: Any) -> Any:
+        return method(*args, *self.args, **self.kwargs)
 
     def start(self) -> None:
-        self._call(self.combine_fn.setup)
+        self._guarded(self.combine_fn.setup)
         self.set_up = True
 
     def close(self) -> None:
         if self.set_up:
             self.set_up = False
-            self._call(self.combine_fn.teardown)
+            self._guarded(self.combine_fn.teardown)
 
-    def _call(self, method: Any, *args: Any) -> Any:
+    def _guarded(self, method: Any) -> None:
         with metrics_scope(self.metrics):
             try:
-                return method(*args, *self.args, **self.kwargs)
+                self._call(method)
             except Exception as exc:
                 reraise_with_label(exc, self.label)
-
-    def new_aggregate(self) -> Any:
-        return self._call(self.combine_fn.create_accumulator)
-
-    def add_value(self, aggregate: Any, value: Any) -> Any:
-        return self._call(self.combine_fn.add_input, aggregate, value)
-
-    def merge_aggregates(self, aggregates: List[Any]) -> Any:
-        return self._call(self.combine_fn.merge_accumulators, aggregates)
-
-    def output_value(self, aggregate: Any) -> Any:
-        return self._call(self.combine_fn.extract_output,
-                          self._call(self.combine_fn.compact, aggregate))

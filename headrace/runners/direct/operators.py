@@ -124,13 +124,30 @@ class FlattenOperator(Operator):
 
 
 class WindowIntoOperator(Operator):
-    def __init__(self, label: str, window_fn: Any) -> None:
+    """Assigns windows; with a late-data tag, diverts elements already too late for all of them.
+
+    Built from the transform's ``Windowing`` (a bare ``WindowFn`` is accepted
+    too, meaning no late-data output). An element goes to the late-data
+    output, unchanged, when the input watermark is past ``end + allowed
+    lateness`` of every window it is assigned to: exactly the elements a
+    grouping downstream would drop (``TriggeredGrouping``'s rule, Beam's).
+    """
+
+    def __init__(self, label: str, windowing: Any) -> None:
         super().__init__(label, 1)
-        self.window_fn = window_fn
+        if hasattr(windowing, "late_data_tag"):  # a Windowing
+            self.window_fn = windowing.window_fn
+            self.late_tag = windowing.late_data_tag
+            self.lateness = windowing.allowed_lateness_micros
+        else:
+            self.window_fn, self.late_tag, self.lateness = windowing, None, 0
 
     def process_batch(self, index: int, batch: Batch) -> None:
         assign = self.window_fn.assign_micros
         out = []
+        late = []
+        # A window is expired once its end is before this (see TriggeredGrouping).
+        horizon = self.input_watermark - self.lateness if self.late_tag is not None else None
         try:
             for wv in batch:
                 if len(wv.windows) == 1:
@@ -139,10 +156,16 @@ class WindowIntoOperator(Operator):
                     windows = tuple(dict.fromkeys(w for old in wv.windows
                                                   for w in assign(wv.timestamp_micros, wv.value,
                                                                   old)))
+                if horizon is not None and windows and all(w.end_micros < horizon
+                                                           for w in windows):
+                    late.append(wv)
+                    continue
                 out.append(WindowedValue.of(wv.value, wv.timestamp_micros, windows, wv.pane_info))
         except Exception as exc:
             reraise_with_label(exc, self.label)
         self.emit_batch(None, out)
+        if late:
+            self.emit_batch(self.late_tag, late)
 
 
 class WriteOperator(Operator):
