@@ -12,8 +12,8 @@ from typing import Union
 
 MIN_MICROS = -0x7FFFFFFFFFFFFFFF - 1
 MAX_MICROS = 0x7FFFFFFFFFFFFFFF
-#: Beam's end of the global window: the maximum timestamp minus one day.
-GLOBAL_WINDOW_MAX_MICROS = 9223371950454775 * 1000
+#: Beam's end of the global window (exclusive): the maximum timestamp minus one day.
+GLOBAL_WINDOW_END_MICROS = 9223371950454775 * 1000
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -208,4 +208,4 @@ class Duration:
 
 MIN_TIMESTAMP = Timestamp(micros=MIN_MICROS)
 MAX_TIMESTAMP = Timestamp(micros=MAX_MICROS)
-EOGW_TIMESTAMP = Timestamp(micros=GLOBAL_WINDOW_MAX_MICROS)
+EOGW_TIMESTAMP = Timestamp(micros=GLOBAL_WINDOW_END_MICROS - 1)

@@ -12,7 +12,7 @@ import abc
 from typing import Any, Iterable, List, Optional, Sequence
 
 from headrace.sdk.timestamp import (
-    GLOBAL_WINDOW_MAX_MICROS,
+    GLOBAL_WINDOW_END_MICROS,
     MIN_MICROS,
     MIN_TIMESTAMP,
     Duration,
@@ -59,7 +59,7 @@ class GlobalWindow(BoundedWindow):
     def __new__(cls) -> "GlobalWindow":
         if cls._instance is None:
             cls._instance = super().__new__(cls)
-            BoundedWindow.__init__(cls._instance, Timestamp(micros=GLOBAL_WINDOW_MAX_MICROS + 1))
+            BoundedWindow.__init__(cls._instance, Timestamp(micros=GLOBAL_WINDOW_END_MICROS))
         return cls._instance
 
     def __init__(self) -> None:

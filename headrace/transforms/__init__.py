@@ -3,7 +3,7 @@ from headrace.sdk.combinefn import CombineFn
 from headrace.sdk.pardo import ParDo
 from headrace.sdk.primitives import CombinePerKey, Flatten, GroupByKey, WindowInto
 from headrace.sdk.ptransform import PTransform, ptransform_fn
-from headrace.transforms import combiners, timeutil, userstate, window
+from headrace.transforms import combiners, timeutil, trigger, userstate, window
 from headrace.transforms.combine import CombineGlobally, CombineValues
 from headrace.transforms.create import Create
 from headrace.transforms.elementwise import Filter, FlatMap, FlatMapTuple, Map, MapTuple
@@ -24,5 +24,5 @@ __all__ = [
     "Distinct", "Filter", "FlatMap", "FlatMapTuple", "Flatten", "GroupByKey", "Keys", "KvSwap",
     "Map", "MapTuple", "ParDo", "PTransform", "Partition", "PartitionFn", "RemoveDuplicates",
     "Reshuffle", "Values", "WindowInto", "WithKeys", "combiners", "ptransform_fn", "timeutil",
-    "userstate", "window",
+    "trigger", "userstate", "window",
 ]

@@ -65,14 +65,14 @@ def test_state_of_a_window_is_deleted_when_it_expires():
     h.add((("a", 1), 1), windows=(W0,))
     h.add((("a", 2), 12), (("b", 3), 13), windows=(W1,))
     assert namespaces(h, "a") == [W0, W1]
-    h.watermark(9.999999)  # the window's last instant: not expired yet
+    h.watermark(10)  # the window's end: not expired yet (expiry is past end + lateness)
     assert namespaces(h, "a") == [W0, W1]
-    h.watermark(10)
+    h.watermark(10.000001)
     assert namespaces(h, "a") == [W1]
     assert namespaces(h, "b") == [W1]
-    h.watermark(20)
+    h.watermark(20.000001)
     assert h.op.backend.is_empty() and len(h.op.timers) == 0
-    assert h.op.output_watermark == 20_000_000
+    assert h.op.output_watermark == 20_000_001
     h.close()
 
 
@@ -84,9 +84,9 @@ def test_allowed_lateness_keeps_state_and_accepts_late_elements_until_expiry():
     assert h.out.values() == [("a", 0, [1])]
     assert namespaces(h, "a") == [W0]
     h.add((("a", 2), 2), windows=(W0,))  # late but within the allowed lateness: processed
-    h.watermark(14.999999)
-    assert h.out.values() == [("a", 0, [1]), ("a", 0, [1, 2])]
     h.watermark(15)
+    assert h.out.values() == [("a", 0, [1]), ("a", 0, [1, 2])]
+    h.watermark(15.000001)
     assert h.op.backend.is_empty()
     h.add((("a", 3), 3), windows=(W0,))  # the window expired: dropped, counted
     assert h.op.backend.is_empty() and len(h.out.values()) == 2
@@ -116,7 +116,7 @@ def test_expiry_deletes_pending_timers_of_both_domains():
     h = OperatorHarness(Fn(), Windowing(FixedWindows(10)))
     h.add((("a", 1), 1), windows=(W0,))
     assert len(h.op.timers) == 3
-    h.watermark(10)
+    h.watermark(10.000001)
     assert sorted(h.out.values()) == [("event", ""), ("event", "other")]
     assert len(h.op.timers) == 0  # the processing-time timer went with the window
     h.advance_clock(2000)

@@ -53,7 +53,7 @@ def _make_operator(node: AppliedTransform) -> Operator:
     if isinstance(transform, Flatten):
         return FlattenOperator(label, len(node.main_inputs))
     if isinstance(transform, WindowInto):
-        return WindowIntoOperator(label, transform.windowing.window_fn)
+        return WindowIntoOperator(label, transform.windowing)
     if isinstance(transform, Read):
         return ReadOperator(label, transform.source, transform.watermark_strategy)
     if isinstance(transform, TestStream):
@@ -78,7 +78,7 @@ class DirectExecutor:
         for node in self.nodes:
             operator = self.operators[node] = _make_operator(node)
             operator.clock = self.clock
-            if isinstance(operator, ParDoOperator):
+            if isinstance(operator, (ParDoOperator, GroupByKeyOperator, CombinePerKeyOperator)):
                 operator.bundle_per_batch = self.streaming
             inputs = list(node.main_inputs) + [view.pvalue for view in node.side_inputs]
             for index, pcoll in enumerate(inputs):

@@ -22,7 +22,7 @@ Semantics, matching Beam (measured against Beam's direct runner):
   then have fired. An event-time timer set beyond that point keeps the
   window alive until it fires (Beam's Python runners fire it, with the state).
   Elements of a window already expired are dropped and counted in the
-  ``droppedDueToLateness`` counter, as Beam's runner-core does.
+  ``headrace/dropped_late_elements`` counter, as the grouping operators do.
 * Merging windows (sessions): elements keep the window they carry, as on
   Beam's direct runner; after a ``GroupByKey`` those are the merged sessions.
 """
@@ -53,7 +53,7 @@ from headrace.sdk.windowing import Windowing
 #: stamped with the firing time (as Beam's Python SDK does) and it holds no watermark.
 AT_FIRING_TIME = MAX_MICROS
 
-DROPPED_LATE = MetricName(SYSTEM_NAMESPACE, "droppedDueToLateness")
+DROPPED_LATE = MetricName(SYSTEM_NAMESPACE, "dropped_late_elements")
 
 _DOMAINS = {"WATERMARK": EVENT_TIME, "REAL_TIME": PROCESSING_TIME}
 
@@ -202,7 +202,8 @@ class StatefulParDoOperator(ParDoOperator):
 
     # -- elements -------------------------------------------------------------------------------
     def _gc_time(self, window: Any) -> int:
-        return min(window.end_micros + self.allowed_lateness, MAX_MICROS)
+        # Expired once the watermark is past end + lateness: the grouping operators' rule.
+        return min(window.end_micros + self.allowed_lateness + 1, MAX_MICROS)
 
     def _process_main(self, batch: List[WindowedValue]) -> None:
         self._ensure_bundle()
