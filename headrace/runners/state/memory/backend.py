@@ -6,6 +6,9 @@ from typing import Any, Dict, Hashable, Iterable, List, Tuple
 from headrace.runners.state.base.backend import KeyedStateBackend
 
 
+_NO_CELLS: Dict[str, Any] = {}  # read-only: never handed to a caller that writes
+
+
 class MemoryStateBackend(KeyedStateBackend):
     """State held in the operator's process memory.
 
@@ -28,7 +31,11 @@ class MemoryStateBackend(KeyedStateBackend):
         return cells
 
     def _peek(self, key: bytes, namespace: Hashable) -> Dict[str, Any]:
-        return self._data.get(key, {}).get(namespace, {})
+        """The cells of (key, namespace) for reading; an empty shared dict when there are none."""
+        by_namespace = self._data.get(key)
+        if by_namespace is None:
+            return _NO_CELLS
+        return by_namespace.get(namespace, _NO_CELLS)
 
     def get_value(self, name: str, key: bytes, namespace: Hashable, default: Any = None) -> Any:
         return self._peek(key, namespace).get(name, default)
@@ -49,7 +56,7 @@ class MemoryStateBackend(KeyedStateBackend):
 
     def map_get(self, name: str, key: bytes, namespace: Hashable, user_key: Hashable,
                 default: Any = None) -> Any:
-        return self._peek(key, namespace).get(name, {}).get(user_key, default)
+        return self._peek(key, namespace).get(name, _NO_CELLS).get(user_key, default)
 
     def map_put(self, name: str, key: bytes, namespace: Hashable, user_key: Hashable,
                 value: Any) -> None:
@@ -63,7 +70,7 @@ class MemoryStateBackend(KeyedStateBackend):
                 self.clear(name, key, namespace)
 
     def map_items(self, name: str, key: bytes, namespace: Hashable) -> List[Tuple[Any, Any]]:
-        return list(self._peek(key, namespace).get(name, {}).items())
+        return list(self._peek(key, namespace).get(name, _NO_CELLS).items())
 
     def clear(self, name: str, key: bytes, namespace: Hashable) -> None:
         by_namespace = self._data.get(key)
