@@ -1,0 +1,140 @@
+"""Time the workloads on plain Python, headrace's runners and Apache Beam, in one run.
+
+    python bench/run.py                      # all workloads and engines, 3 repeats, full size
+    python bench/run.py --scale 0.1 --repeats 1 --engines plain,direct
+
+Every (workload, engine, repeat) runs in a fresh subprocess, so peak memory (RSS) is its own
+and no engine warms another's caches. Records are generated before the clock starts. The table
+gives the median records/s and its ratio to the plain loop measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workloads import make_records, workloads  # noqa: E402
+
+ENGINES = {
+    "plain": "plain Python loop",
+    "direct": "headrace direct",
+    "multiprocess-1": "headrace multiprocess, 1 worker",
+    "multiprocess-2": "headrace multiprocess, 2 workers",
+    "beam": "Apache Beam DirectRunner",
+}
+
+
+def _append(element: Any, path: str) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(repr(element) + "\n")
+
+
+def run_one(workload_name: str, engine: str, scale: float) -> Dict[str, Any]:
+    workload = next(w for w in workloads(scale) if w.name == workload_name)
+    records = make_records(workload.records)
+    if engine == "plain":
+        start = time.perf_counter()
+        workload.plain(records)
+        elapsed = time.perf_counter() - start
+        ok = True
+    else:
+        if engine == "beam":
+            import apache_beam as sdk
+            options = sdk.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])
+        else:
+            import headrace as sdk
+            runner, _, workers = engine.partition("-")
+            flags = [f"--runner={runner}"] + ([f"--parallelism={workers}"] if workers else [])
+            options = sdk.options.pipeline_options.PipelineOptions(flags)
+        out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
+        start = time.perf_counter()
+        with sdk.Pipeline(options=options) as p:
+            workload.pipeline(sdk, p, records) | sdk.Map(_append, out)
+        elapsed = time.perf_counter() - start
+        with open(out, encoding="utf-8") as f:
+            result = [eval(line) for line in f]  # our own repr of ints
+        os.unlink(out)
+        ok = workload.check(result, records)
+    return {"seconds": elapsed, "records": workload.records, "ok": ok,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def available(engine: str) -> bool:
+    if engine.startswith("multiprocess"):
+        probe = [sys.executable, "-c", "from headrace.sdk.runner import available_runners as a; "
+                 "print('multiprocess' in a())"]
+        return subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "True"
+    if engine == "beam":
+        # Not imported here: a child inherits this process's peak RSS across exec.
+        return importlib.util.find_spec("apache_beam") is not None
+    return True
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--workloads", default="W1,W2,W3,W4")
+    parser.add_argument("--one", nargs=2, metavar=("WORKLOAD", "ENGINE"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", help="also write the raw results here")
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(args.one[0], args.one[1], args.scale)))
+        return
+    engines = [e for e in args.engines.split(",") if e]
+    rows = []
+    for workload in workloads(args.scale):
+        if workload.name not in args.workloads.split(","):
+            continue
+        results: Dict[str, List[Dict[str, Any]]] = {}
+        for engine in engines:
+            if not available(engine):
+                continue
+            for _ in range(args.repeats):
+                proc = subprocess.run([sys.executable, __file__, "--scale", str(args.scale),
+                                       "--one", workload.name, engine],
+                                      capture_output=True, text=True, timeout=3600)
+                if proc.returncode != 0:
+                    raise SystemExit(f"{workload.name} on {engine} failed:\n{proc.stderr[-2000:]}")
+                results.setdefault(engine, []).append(json.loads(proc.stdout.strip()
+                                                                 .splitlines()[-1]))
+        plain = statistics.median(r["records"] / r["seconds"] for r in results["plain"])
+        for engine in engines:
+            if engine not in results:
+                rows.append((workload.name, workload.records, ENGINES[engine], None, None, None,
+                             "not available"))
+                continue
+            runs = results[engine]
+            rate = statistics.median(r["records"] / r["seconds"] for r in runs)
+            rss = max(r["max_rss_mb"] for r in runs)
+            ok = "ok" if all(r["ok"] for r in runs) else "WRONG RESULT"
+            rows.append((workload.name, workload.records, ENGINES[engine], rate, rate / plain,
+                         rss, ok))
+        sys.stdout.flush()
+    print(f"\nscale {args.scale}, {args.repeats} repeat(s), medians; "
+          "ratio = records/s / plain loop")
+    print("| workload | records | engine | records/s | ratio to plain | peak RSS MB | result |")
+    print("|---|---|---|---|---|---|---|")
+    for name, count, engine, rate, ratio, rss, ok in rows:
+        if rate is None:
+            print(f"| {name} | {count:,} | {engine} | - | - | - | {ok} |")
+        else:
+            print(f"| {name} | {count:,} | {engine} | {rate:,.0f} | {ratio:.3f} | {rss:,.0f} | "
+                  f"{ok} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The benchmark workloads, written once against the Beam API and once as plain Python loops.
+
+Records are ``(key, value, event_time)``: ``num_keys`` keys, integer values, event times
+spread evenly over ``span`` seconds. Each workload has a plain-Python function (the limit
+any engine is measured against) and a pipeline builder that takes the SDK module, so the
+same code runs on headrace and on Apache Beam.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+
+Record = Tuple[int, int, float]
+
+
+def make_records(count: int, num_keys: int = 1000, span: float = 1000.0,
+                 seed: int = 1) -> List[Record]:
+    rng = random.Random(seed)
+    step = span / count
+    return [(rng.randrange(num_keys), rng.randrange(100), i * step) for i in range(count)]
+
+
+# -- W1: map, filter half, count ---------------------------------------------------------------
+def w1_plain(records: List[Record]) -> int:
+    count = 0
+    for key, value, _ in records:
+        doubled = value * 2 + key
+        if doubled % 2 == 0:
+            count += 1
+    return count
+
+
+def w1_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
+    return (p | beam.Create(records)
+            | beam.Map(lambda r: r[1] * 2 + r[0])
+            | beam.Filter(lambda x: x % 2 == 0)
+            | beam.combiners.Count.Globally())
+
+
+def w1_check(result: List[Any], records: List[Record]) -> bool:
+    return result == [w1_plain(records)]
+
+
+# -- W2: 10 s tumbling windows, sum per key and window ------------------------------------------
+def w2_plain(records: List[Record]) -> Dict[Tuple[int, int], int]:
+    sums: Dict[Tuple[int, int], int] = defaultdict(int)
+    for key, value, event_time in records:
+        sums[(key, int(event_time // 10))] += value
+    return sums
+
+
+def _timestamped(beam: Any) -> Callable[[Record], Any]:
+    return lambda r: beam.window.TimestampedValue((r[0], r[1]), r[2])
+
+
+def w2_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
+    return (p | beam.Create(records)
+            | beam.Map(_timestamped(beam))
+            | beam.WindowInto(beam.window.FixedWindows(10))
+            | beam.CombinePerKey(sum)
+            | "Rewindow" >> beam.WindowInto(beam.window.GlobalWindows())
+            | beam.combiners.Count.Globally())
+
+
+def w2_check(result: List[Any], records: List[Record]) -> bool:
+    return result == [len(w2_plain(records))]
+
+
+# -- W3: session windows (gap 5 s), sum per key and session --------------------------------------
+def w3_plain(records: List[Record]) -> int:
+    by_key: Dict[int, List[Tuple[float, int]]] = defaultdict(list)
+    for key, value, event_time in records:
+        by_key[key].append((event_time, value))
+    sessions = 0
+    for events in by_key.values():
+        events.sort()
+        end = None
+        for event_time, _ in events:
+            if end is None or event_time >= end:
+                sessions += 1
+                end = event_time + 5
+            else:
+                end = max(end, event_time + 5)
+    return sessions
+
+
+def w3_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
+    return (p | beam.Create(records)
+            | beam.Map(_timestamped(beam))
+            | beam.WindowInto(beam.window.Sessions(5))
+            | beam.CombinePerKey(sum)
+            | "Rewindow" >> beam.WindowInto(beam.window.GlobalWindows())
+            | beam.combiners.Count.Globally())
+
+
+def w3_check(result: List[Any], records: List[Record]) -> bool:
+    return result == [w3_plain(records)]
+
+
+# -- W4: W2 through a stateful DoFn with a value state and an event-time timer ------------------
+def w4_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
+    userstate = beam.transforms.userstate
+    timeutil = beam.transforms.timeutil
+
+    class SumPerWindow(beam.DoFn):
+        TOTAL = userstate.ReadModifyWriteStateSpec("total", beam.coders.VarIntCoder())
+        FLUSH = userstate.TimerSpec("flush", timeutil.TimeDomain.WATERMARK)
+
+        def process(self, kv, window=beam.DoFn.WindowParam,
+                    total=beam.DoFn.StateParam(TOTAL), flush=beam.DoFn.TimerParam(FLUSH)):
+            current = total.read()
+            if current is None:
+                flush.set(window.max_timestamp())
+                current = 0
+            total.write(current + kv[1])
+
+        @userstate.on_timer(FLUSH)
+        def on_flush(self, key=beam.DoFn.KeyParam, total=beam.DoFn.StateParam(TOTAL)):
+            yield key, total.read()
+
+    return (p | beam.Create(records)
+            | beam.Map(_timestamped(beam))
+            | beam.WindowInto(beam.window.FixedWindows(10))
+            | beam.ParDo(SumPerWindow())
+            | "Rewindow" >> beam.WindowInto(beam.window.GlobalWindows())
+            | beam.combiners.Count.Globally())
+
+
+class Workload(NamedTuple):
+    name: str
+    description: str
+    records: int
+    plain: Callable[[List[Record]], Any]
+    pipeline: Callable[[Any, Any, List[Record]], Any]
+    check: Callable[[List[Any], List[Record]], bool]
+
+
+def workloads(scale: float) -> List[Workload]:
+    """The four workloads at ``scale`` (1.0: 1,000,000 records; 200,000 for sessions)."""
+    full, sessions = int(1_000_000 * scale), int(200_000 * scale)
+    return [
+        Workload("W1", "map, filter half, count", full, w1_plain, w1_pipeline, w1_check),
+        Workload("W2", "10 s tumbling windows, sum per key", full, w2_plain, w2_pipeline,
+                 w2_check),
+        Workload("W3", "sessions (gap 5 s), sum per key", sessions, w3_plain, w3_pipeline,
+                 w3_check),
+        Workload("W4", "W2 via ValueState + event-time timer", full, w2_plain, w4_pipeline,
+                 w2_check),
+    ]
