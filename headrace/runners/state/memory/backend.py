@@ -5,7 +5,6 @@ from typing import Any, Dict, Hashable, Iterable, List, Tuple
 
 from headrace.runners.state.base.backend import KeyedStateBackend
 
-
 _NO_CELLS: Dict[str, Any] = {}  # read-only: never handed to a caller that writes
 
 
