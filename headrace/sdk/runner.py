@@ -64,6 +64,7 @@ class PipelineRunner:
 
 _REGISTRY: Dict[str, str] = {
     "direct": "headrace.runners.direct.DirectRunner",
+    "beam": "headrace.runners.beam.runner.BeamRunner",
 }
 #: Beam's runner names, so that Beam pipelines run unchanged on the closest headrace runner.
 _ALIASES: Dict[str, str] = {

@@ -1,0 +1,6 @@
+"""Shared by the ``--runner=beam`` tests."""
+import pytest
+
+
+def skip_unless_beam_installed() -> None:
+    pytest.importorskip("apache_beam")
