@@ -1,0 +1,134 @@
+"""``HeadraceRunner``: an Apache Beam runner that runs Beam pipelines on headrace.
+
+    python my_beam_pipeline.py --runner=headrace.runners.beam.HeadraceRunner \\
+        --headrace_runner=direct
+
+The Beam pipeline is translated into a headrace pipeline
+(:mod:`headrace.runners.beam.from_beam`) and run by the headrace runner
+``--headrace_runner`` names. Beam's user metrics recorded by Beam code come
+back through Beam's ``PipelineResult.metrics()``.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Optional
+
+from apache_beam.metrics.execution import MetricsContainer as BeamMetricsContainer
+from apache_beam.options.pipeline_options import PipelineOptions as BeamPipelineOptions
+from apache_beam.options.pipeline_options import StandardOptions as BeamStandardOptions
+from apache_beam.runners.direct.direct_metrics import DirectMetrics
+from apache_beam.runners.runner import PipelineResult as BeamPipelineResult
+from apache_beam.runners.runner import PipelineRunner as BeamPipelineRunner
+from apache_beam.runners.runner import PipelineState as BeamPipelineState
+from apache_beam.runners.worker import statesampler
+
+from headrace.runners.beam.from_beam import translate_pipeline
+from headrace.sdk.metrics import MetricsEnvironment
+from headrace.sdk.options import PipelineOptions
+
+
+class HeadraceOptions(BeamPipelineOptions):
+    """Beam pipeline options read by ``HeadraceRunner``."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        parser.add_argument("--headrace_runner", default="direct",
+                            help="The headrace runner that executes the Beam pipeline "
+                                 "(see `headrace runners`).")
+
+
+class _StepState:
+    """What Beam's metric code reads from the current state-sampler state."""
+
+    __slots__ = ("metrics_container",)
+
+    def __init__(self, container: Optional[BeamMetricsContainer]) -> None:
+        self.metrics_container = container
+
+
+class _MetricsTracker:
+    """Stands in for Beam's state sampler so that ``Metrics.counter(...).inc()`` in Beam
+    code lands in one Beam ``MetricsContainer`` per step.
+
+    Beam records a user metric into the current sampler state's container; on
+    headrace the step being run is the one whose headrace metrics container is
+    current (its name is the Beam transform's full label).
+    """
+
+    def __init__(self) -> None:
+        self.containers: Dict[str, BeamMetricsContainer] = {}
+        self._lock = threading.Lock()
+
+    def _container(self) -> BeamMetricsContainer:
+        current = MetricsEnvironment.current()
+        step = current.step if current is not None else ""
+        container = self.containers.get(step)
+        if container is None:
+            with self._lock:
+                container = self.containers.setdefault(step, BeamMetricsContainer(step))
+        return container
+
+    def current_state(self) -> _StepState:
+        return _StepState(self._container())
+
+    def update_metric(self, typed_metric_name: Any, value: Any) -> None:
+        self._container().get_metric_cell(typed_metric_name).update(value)
+
+    def results(self) -> DirectMetrics:
+        metrics = DirectMetrics()
+        for container in self.containers.values():
+            updates = container.get_cumulative()
+            metrics.commit_physical(None, updates)
+            metrics.commit_logical(None, updates)
+        return metrics
+
+
+class HeadracePipelineResult(BeamPipelineResult):
+    """A Beam ``PipelineResult`` for a finished headrace run."""
+
+    def __init__(self, state: str, metrics: DirectMetrics, headrace_result: Any) -> None:
+        super().__init__(state)
+        self._metrics = metrics
+        self.headrace_result = headrace_result
+
+    def wait_until_finish(self, duration: Optional[int] = None) -> str:
+        return self._state
+
+    def metrics(self) -> DirectMetrics:
+        return self._metrics
+
+
+class HeadraceRunner(BeamPipelineRunner):
+    """A Beam ``PipelineRunner`` executing Beam pipelines on a headrace runner."""
+
+    def is_fnapi_compatible(self) -> bool:
+        # Headrace walks Beam's object graph; False also keeps Beam's runner-API round
+        # trip by default, which checks that the pipeline survives serialization.
+        return False
+
+    def run_pipeline(self, pipeline: Any, options: Any) -> HeadracePipelineResult:
+        options = options if options is not None else pipeline.options
+        pipeline_options = self.headrace_options(options)
+        headrace_pipeline = translate_pipeline(pipeline, pipeline_options)
+        tracker = _MetricsTracker()
+        previous = statesampler.get_current_tracker()
+        statesampler.set_current_tracker(tracker)
+        try:
+            result = headrace_pipeline.run()
+            result.wait_until_finish()
+        finally:
+            statesampler.set_current_tracker(previous)
+        state = getattr(BeamPipelineState, str(result.state), BeamPipelineState.DONE)
+        return HeadracePipelineResult(state, tracker.results(), result)
+
+    @staticmethod
+    def headrace_options(options: Any) -> PipelineOptions:
+        """Headrace's options for a Beam run: the runner, streaming, and trusting Beam's
+        own construction-time trigger check (so headrace does not repeat it)."""
+        runner = options.view_as(HeadraceOptions).headrace_runner or "direct"
+        if runner.lower().endswith("headracerunner"):
+            raise ValueError("--headrace_runner must name a headrace runner such as 'direct'")
+        flags = [f"--runner={runner}", "--allow_unsafe_triggers"]
+        if options.view_as(BeamStandardOptions).streaming:
+            flags.append("--streaming")
+        return PipelineOptions(flags)
