@@ -111,7 +111,7 @@ class DoOutputsTuple:
         return outputs[tag]
 
     def __getattr__(self, tag: str) -> PCollection:
-        if tag.startswith("__") or tag.startswith("_"):
+        if tag.startswith("_"):
             raise AttributeError(tag)
         return self[tag]
 
