@@ -99,6 +99,20 @@ def test_an_idle_split_stops_holding_the_watermark_and_resumes_when_data_returns
     assert recorder.watermarks[-1] == 17 * S - 1    # min(busy 17, quiet 20)
 
 
+def test_an_idle_timeout_expiring_between_polls_is_handled_by_processing_time():
+    strategy = (beam.WatermarkStrategy.for_monotonous_timestamps()
+                .with_timestamp_assigner(lambda e, _: e[1]).with_idleness(2))
+    operator, recorder, clock = _read_operator([
+        [(0, ("busy", 10))], [(0, ("quiet", 1))]], strategy, end_at=100)
+    operator.poll()
+    assert recorder.watermarks[-1] == 1 * S - 1
+    clock.advance(3 * S)                       # both splits time out before the next poll
+    assert operator.next_processing_time() <= clock.now()
+    operator.on_processing_time(clock.now())
+    assert recorder.idle == [True]
+    assert operator.next_processing_time() is None   # nothing left due: no busy loop
+
+
 def test_a_source_whose_splits_are_all_idle_is_idle_downstream():
     strategy = beam.WatermarkStrategy.for_monotonous_timestamps().with_idleness(1)
     operator, recorder, clock = _read_operator([[(0, ("a", 1))], [(0, ("b", 1))]], strategy,

@@ -102,11 +102,22 @@ class ReadOperator(Operator):
                 split.last_data = now
                 split.idle = False
                 self.emit_batch(None, batch)
-            elif batch is not None and self.strategy is not None \
-                    and self.strategy.idle_timeout_micros is not None:
-                split.idle = now - split.last_data >= self.strategy.idle_timeout_micros
+        self._mark_idle_splits(now)
         self._update_watermark()
         return got_data
+
+    def _mark_idle_splits(self, now: int) -> None:
+        if self.strategy is None or self.strategy.idle_timeout_micros is None:
+            return
+        for split in self.splits:
+            if not split.finished and not split.idle:
+                split.idle = now - split.last_data >= self.strategy.idle_timeout_micros
+
+    def on_processing_time(self, now: int) -> None:
+        """An idle timeout expired between polls: stop holding the watermark back now."""
+        if not self.finished:
+            self._mark_idle_splits(now)
+            self._update_watermark()
 
     def _update_watermark(self) -> None:
         if all(split.finished for split in self.splits):
