@@ -1,6 +1,7 @@
 """The primitives every runner executes; all other transforms expand to these and ``ParDo``."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 from headrace.sdk.combinefn import CombineFn
@@ -13,6 +14,8 @@ from headrace.sdk.trigger import AccumulationMode, DataLossReason, check_trigger
 from headrace.sdk.watermarks import WatermarkStrategy
 from headrace.sdk.window import TimestampCombiner, WindowFn
 from headrace.sdk.windowing import DEFAULT_WINDOWING, Windowing
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def _require_pcollection(transform: PTransform, pvalue: Any) -> PCollection:
@@ -184,12 +187,15 @@ class Flatten(PTransform):
             _require_pcollection(self, pcoll)
         pipeline = pcolls[0].pipeline if pcolls else self.pipeline
         node = pipeline.current_node()
-        windowings = {p.windowing.window_fn for p in pcolls}
-        if len(windowings) > 1:
-            raise ValueError(f"{node.full_label!r}: Flatten inputs have different window "
-                             f"functions {sorted(map(repr, windowings))}; apply the same "
-                             "WindowInto to each input first")
-        return node.new_output(None, pcolls[0].windowing if pcolls else DEFAULT_WINDOWING)
+        windowing = pcolls[0].windowing if pcolls else DEFAULT_WINDOWING
+        for pcoll in pcolls[1:]:
+            if pcoll.windowing.window_fn != windowing.window_fn:
+                # As Beam: elements keep the windows they have; the output takes the first
+                # input's windowing.
+                _LOGGER.warning("%r: Flatten inputs have different window functions (%r, %r); "
+                                "the output takes the first input's", node.full_label,
+                                windowing.window_fn, pcoll.windowing.window_fn)
+        return node.new_output(None, windowing)
 
 
 class WindowInto(PTransform):

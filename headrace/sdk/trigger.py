@@ -22,7 +22,7 @@ from headrace.sdk.timestamp import Duration
 __all__ = [
     "AccumulationMode", "AfterAll", "AfterAny", "AfterCount", "AfterEach",
     "AfterProcessingTime", "AfterSynchronizedProcessingTime", "AfterWatermark", "Always",
-    "DataLossReason", "DefaultTrigger", "OrFinally", "Repeatedly", "TriggerFn",
+    "DataLossReason", "DefaultTrigger", "Never", "OrFinally", "Repeatedly", "TriggerFn",
 ]
 
 
@@ -225,6 +225,18 @@ class Always(TriggerFn):
 
     def __repr__(self) -> str:
         return "Always"
+
+
+class Never(TriggerFn):
+    """Never fire: a window's elements are emitted once, when the window is garbage-collected
+    (after the watermark passes its end plus the allowed lateness). Beam's ``_Never``.
+
+    >>> Never().may_lose_data(None)
+    <DataLossReason.NO_POTENTIAL_LOSS: 0>
+    """
+
+    def __repr__(self) -> str:
+        return "Never"
 
 
 class AfterCount(TriggerFn):

@@ -163,3 +163,89 @@ def test_unsupported_transform_names_it():
     _ = p | beam.Create([1]) | "MySDF" >> beam.ParDo(_Splittable())
     with pytest.raises(UnsupportedBeamFeature, match=r"'MySDF'.*ParDo.*beam:transform:pardo"):
         p.run()
+
+
+class _Account:
+    """Compared by identity, as Beam's grouping does not need; its Beam coder says which key."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+class _AccountCoder(beam.coders.Coder):
+    def encode(self, value: _Account) -> bytes:
+        return str(value.number).encode()
+
+    def decode(self, encoded: bytes) -> _Account:
+        return _Account(int(encoded))
+
+    def is_deterministic(self) -> bool:
+        return True
+
+
+def test_keys_group_by_their_registered_beam_coder(make_pipeline):
+    beam.coders.registry.register_coder(_Account, _AccountCoder)
+    with make_pipeline() as p:
+        out = (p | beam.Create([(_Account(1), "a"), (_Account(2), "b"), (_Account(1), "c")])
+               | beam.GroupByKey() | beam.MapTuple(lambda k, vs: (k.number, sorted(vs))))
+        assert_that(out, equal_to([(1, ["a", "c"]), (2, ["b"])]))
+
+
+def test_sharded_keys_group(make_pipeline):
+    from typing import Tuple
+
+    from apache_beam.typehints.sharded_key_type import ShardedKeyType
+    from apache_beam.utils.sharded_key import ShardedKey
+
+    with make_pipeline() as p:
+        out = (p | beam.Create([(ShardedKey("k", b"0"), 1), (ShardedKey("k", b"1"), 2),
+                                (ShardedKey("k", b"0"), 3)]).with_output_types(
+                                    Tuple[ShardedKeyType[str], int])
+               | beam.GroupByKey()
+               | beam.MapTuple(lambda k, vs: (k.key, sorted(vs))))
+        assert_that(out, equal_to([("k", [1, 3]), ("k", [2])]))
+
+
+def test_side_input_param_by_keyword(make_pipeline):
+    class Decorate(beam.DoFn):
+        def process(self, element, prefix, suffix=beam.DoFn.SideInputParam):
+            yield f"{prefix}-{element}-{suffix}"
+
+    with make_pipeline() as p:
+        suffix = p | "Suffix" >> beam.Create(["z"])
+        out = (p | beam.Create(["a", "b"])
+               | beam.ParDo(Decorate(), "p", suffix=beam.pvalue.AsSingleton(suffix)))
+        assert_that(out, equal_to(["p-a-z", "p-b-z"]))
+
+
+def test_finish_bundle_output_rewindowed_downstream(make_pipeline):
+    # Beam carries whatever finish_bundle puts as the window until a WindowInto replaces it.
+    from apache_beam.transforms.window import FixedWindows
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    fixed = FixedWindows(2)
+
+    class Finish(beam.DoFn):
+        def process(self, element):
+            yield beam.window.TimestampedValue(element, 5)
+
+        def finish_bundle(self):
+            yield WindowedValue("finish", 1, [fixed])
+
+    with make_pipeline() as p:
+        out = (p | beam.Create(["a"]) | beam.ParDo(Finish()) | beam.WindowInto(fixed)
+               | beam.Map(lambda v, w=beam.DoFn.WindowParam: (v, float(w.start))))
+        assert_that(out, equal_to([("a", 4.0), ("finish", 0.0)]))
+
+
+def test_start_bundle_output_is_an_error(make_pipeline):
+    class Starts(beam.DoFn):
+        def start_bundle(self):
+            return [1]
+
+        def process(self, element):
+            pass
+
+    with pytest.raises(RuntimeError):
+        with make_pipeline() as p:
+            _ = p | beam.Create([1]) | beam.ParDo(Starts())

@@ -269,3 +269,25 @@ def test_with_keys(runner):
                     equal_to([("a", "apple"), ("b", "bob")]), label="fn")
         assert_that(words | "None" >> beam.WithKeys(None),
                     equal_to([(None, "apple"), (None, "bob")]), label="none")
+
+
+def test_key_param_without_state_is_the_elements_key(runner):
+    # As Beam: KeyParam needs (key, value) input, not a stateful DoFn.
+    with beam.Pipeline(runner=runner) as p:
+        out = (p | beam.Create([("a", 1), ("b", 2)])
+                 | beam.Map(lambda _, key=beam.DoFn.KeyParam: key))
+        assert_that(out, equal_to(["a", "b"]))
+
+
+def test_start_bundle_may_not_output(runner):
+    # As Beam: only finish_bundle outputs; a start_bundle that returns values is an error.
+    class Outputs(beam.DoFn):
+        def start_bundle(self):
+            return [1]
+
+        def process(self, element):
+            yield element
+
+    with pytest.raises(RuntimeError, match="start_bundle should not output"):
+        with beam.Pipeline(runner=runner) as p:
+            _ = p | beam.Create([1]) | beam.ParDo(Outputs())

@@ -249,6 +249,18 @@ def test_flatten_nothing(runner):
         assert_that(() | beam.Flatten(pipeline=p), is_empty())
 
 
+def test_flatten_of_different_window_functions_keeps_each_elements_windows(runner):
+    # As Beam: allowed (with a warning); the output takes the first input's windowing.
+    with beam.Pipeline(runner=runner) as p:
+        a = (p | "A" >> beam.Create([TimestampedValue(("k", 1), 1)])
+               | "WA" >> beam.WindowInto(FixedWindows(10)))
+        b = (p | "B" >> beam.Create([TimestampedValue(("k", 2), 2)])
+               | "WB" >> beam.WindowInto(FixedWindows(100)))
+        out = ((a, b) | beam.Flatten() | beam.GroupByKey()
+               | beam.MapTuple(lambda k, vs, w=beam.DoFn.WindowParam: (w, sorted(vs))))
+        assert_that(out, equal_to([(IntervalWindow(0, 10), [1]), (IntervalWindow(0, 100), [2])]))
+
+
 def test_flatten_windowed_inputs_keep_windows(runner):
     with beam.Pipeline(runner=runner) as p:
         fixed = FixedWindows(10)

@@ -167,6 +167,17 @@ def test_window_into_global_windows_regroups(runner):
         assert_that(out, equal_to([("k", [1, 2], GlobalWindow())]))
 
 
+
+def test_rewindowing_keeps_an_elements_copies_per_window(runner):
+    # As Beam: an element in three sliding windows is three elements; each copy is
+    # reassigned on its own, so rewindowing into fixed windows keeps all three.
+    with beam.Pipeline(runner=runner) as p:
+        out = (_stamped(p, [(("k", 1), 1), (("k", 7), 7)])
+               | "Sliding" >> beam.WindowInto(SlidingWindows(size=6, period=2))
+               | "Fixed" >> beam.WindowInto(FixedWindows(5)) | beam.GroupByKey()
+               | beam.MapTuple(lambda k, vs: (k, sorted(vs))))
+        assert_that(out, equal_to([("k", [1, 1, 1]), ("k", [7, 7, 7])]))
+
 # ---------------------------------------------------------------------------- timestamp combiners
 
 
@@ -361,3 +372,37 @@ def test_timestamp_comparisons():
     assert sorted([Timestamp(3), Timestamp(-1), Timestamp(1)]) == [Timestamp(-1), Timestamp(1),
                                                                  Timestamp(3)]
     assert len({Timestamp(1), Timestamp(micros=1_000_000)}) == 1
+
+
+def test_timestamped_value_output_is_assigned_windows_by_the_input_window_fn(runner):
+    # As Beam: a ParDo that re-stamps an element moves it to the window of its new timestamp.
+    with beam.Pipeline(runner=runner) as p:
+        out = (_stamped(p, [(("k", 1), 1)])
+               | beam.WindowInto(FixedWindows(10))
+               | "Restamp" >> beam.Map(lambda kv: TimestampedValue(kv, 15))
+               | beam.GroupByKey()
+               | beam.MapTuple(lambda k, vs, w=beam.DoFn.WindowParam: (k, list(vs), w)))
+        assert_that(out, equal_to([("k", [1], IntervalWindow(10, 20))]))
+
+
+def test_never_trigger_emits_each_window_once_when_it_closes(runner):
+    # Beam's _Never: no pane fires; garbage collection of the window emits what it holds.
+    from headrace.transforms.trigger import AccumulationMode, Never
+
+    with beam.Pipeline(runner=runner) as p:
+        out = (_stamped(p, [(("k", 1), 1), (("k", 2), 5), (("k", 3), 12)])
+               | beam.WindowInto(FixedWindows(10), trigger=Never(),
+                                 accumulation_mode=AccumulationMode.DISCARDING)
+               | beam.GroupByKey()
+               | beam.MapTuple(lambda k, vs, w=beam.DoFn.WindowParam: (k, sorted(vs), w)))
+        assert_that(out, equal_to([("k", [1, 2], IntervalWindow(0, 10)),
+                                   ("k", [3], IntervalWindow(10, 20))]))
+
+
+def test_never_trigger_is_beams():
+    import apache_beam.transforms.trigger as bt
+
+    from headrace.transforms.trigger import Never
+
+    assert repr(Never()) == repr(bt._Never())
+    assert Never().get_continuation_trigger() == Never()

@@ -142,6 +142,9 @@ class _CallPlan:
 
 
 def _is_beam_param(value: Any) -> bool:
+    """A context marker; ``SideInputParam`` is not one (Beam fills it like a plain default)."""
+    if type(value) is BeamParam and value.param_id == "SideInputParam":
+        return False
     return isinstance(value, BeamParam) or (isinstance(value, type)
                                              and issubclass(value, BeamParam))
 
@@ -236,8 +239,8 @@ class BeamDoFnAdapter(DoFn):
     def setup(self) -> None:
         self.beam_fn.setup()
 
-    def start_bundle(self) -> None:
-        self.beam_fn.start_bundle()
+    def start_bundle(self) -> Any:
+        return self.beam_fn.start_bundle()  # headrace refuses outputs, as Beam does
 
     def finish_bundle(self) -> Optional[Iterable[Any]]:
         return _convert_outputs(self.beam_fn.finish_bundle())

@@ -65,7 +65,12 @@ class BeamWindow(BoundedWindow):
     """
 
     def __init__(self, beam_window: Any) -> None:
-        super().__init__(Timestamp(micros=beam_micros(beam_window.end)))
+        # Beam carries any object as a window until something needs its end (e.g. a
+        # finish_bundle output whose "window" a WindowInto replaces): one without an end
+        # is treated as ending when the global window does.
+        end = getattr(beam_window, "end", None)
+        super().__init__(Timestamp(micros=beam_micros(end) if end is not None
+                                   else GLOBAL_WINDOW.end_micros))
         self.beam = beam_window
         start = getattr(beam_window, "start", None)
         if start is not None:

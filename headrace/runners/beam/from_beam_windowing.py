@@ -114,6 +114,8 @@ def translate_trigger(trigger: Any) -> ht.TriggerFn:
         return ht.AfterEach(*[translate_trigger(t) for t in trigger.triggers])
     if kind is bt._AfterSynchronizedProcessingTime:
         return ht.AfterSynchronizedProcessingTime()
+    if kind is bt._Never:
+        return ht.Never()
     raise UnsupportedBeamFeature(f"the Beam trigger {trigger!r} ({kind.__module__}."
                                  f"{kind.__qualname__}) has no headrace translation")
 

@@ -23,6 +23,7 @@ from apache_beam.runners.runner import PipelineState as BeamPipelineState
 from apache_beam.runners.worker import statesampler
 
 from headrace.runners.beam.from_beam import translate_pipeline
+from headrace.runners.beam.from_beam_coders import register_beam_key_coders
 from headrace.sdk.metrics import MetricsEnvironment
 from headrace.sdk.options import PipelineOptions
 
@@ -109,6 +110,7 @@ class HeadraceRunner(BeamPipelineRunner):
     def run_pipeline(self, pipeline: Any, options: Any) -> HeadracePipelineResult:
         options = options if options is not None else pipeline.options
         pipeline_options = self.headrace_options(options)
+        register_beam_key_coders()
         headrace_pipeline = translate_pipeline(pipeline, pipeline_options)
         tracker = _MetricsTracker()
         previous = statesampler.get_current_tracker()

@@ -128,6 +128,8 @@ def to_beam_trigger(trigger: ht.TriggerFn) -> bt.TriggerFn:
         return bt._AfterSynchronizedProcessingTime()
     if kind is ht.Always:
         return bt.Always()
+    if kind is ht.Never:
+        return bt._Never()
     if kind is ht.AfterCount:
         return bt.AfterCount(trigger.count)
     if kind is ht.Repeatedly:

@@ -41,6 +41,7 @@ from headrace.sdk.trigger import (
     AfterWatermark,
     Always,
     DefaultTrigger,
+    Never,
     Repeatedly,
     TriggerFn,
 )
@@ -364,6 +365,18 @@ class AlwaysMachine(TriggerMachine):
         return False
 
 
+class NeverMachine(TriggerMachine):
+    """``Never``: never fires (the window's garbage collection emits what it holds)."""
+
+    __slots__ = ()
+
+    def should_fire(self, ctx: TriggerContext) -> bool:
+        return False
+
+    def on_fire(self, ctx: TriggerContext) -> bool:
+        return True
+
+
 class RepeatedlyMachine(TriggerMachine):
     """``Repeatedly(t)``: reset ``t`` whenever it finishes; never finishes itself."""
 
@@ -488,6 +501,8 @@ def compile_trigger(trigger: TriggerFn, prefix: str = "") -> TriggerMachine:
         return ProcessingTimeMachine(prefix, trigger.delay_micros)
     if isinstance(trigger, (Always, AfterSynchronizedProcessingTime)):
         return AlwaysMachine(prefix)
+    if isinstance(trigger, Never):
+        return NeverMachine(prefix)
     if isinstance(trigger, Repeatedly):
         return RepeatedlyMachine(prefix, compile_trigger(trigger.underlying, prefix))
     if isinstance(trigger, (AfterAny, AfterAll)):

@@ -44,7 +44,8 @@ def _make_operator(node: AppliedTransform) -> Operator:
         if is_stateful_dofn(transform.fn):
             return make_stateful_operator(label, transform, node.main_inputs[0].windowing,
                                           side_windowings, list(node.outputs))
-        return ParDoOperator(label, transform, side_windowings, list(node.outputs))
+        return ParDoOperator(label, transform, side_windowings, list(node.outputs),
+                             node.main_inputs[0].windowing)
     if isinstance(transform, GroupByKey):
         return GroupByKeyOperator(label, node.main_inputs[0].windowing)
     if isinstance(transform, CombinePerKey):

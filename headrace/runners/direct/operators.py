@@ -150,17 +150,18 @@ class WindowIntoOperator(Operator):
         horizon = self.input_watermark - self.lateness if self.late_tag is not None else None
         try:
             for wv in batch:
-                if len(wv.windows) == 1:
-                    windows = tuple(assign(wv.timestamp_micros, wv.value, wv.windows[0]))
-                else:
-                    windows = tuple(dict.fromkeys(w for old in wv.windows
-                                                  for w in assign(wv.timestamp_micros, wv.value,
-                                                                  old)))
-                if horizon is not None and windows and all(w.end_micros < horizon
-                                                           for w in windows):
-                    late.append(wv)
-                    continue
-                out.append(WindowedValue.of(wv.value, wv.timestamp_micros, windows, wv.pane_info))
+                # As Beam: an element in several windows is several elements, each assigned
+                # windows on its own (so rewindowing keeps the duplication).
+                for old in wv.windows:
+                    windows = tuple(assign(wv.timestamp_micros, wv.value, old))
+                    if horizon is not None and windows and all(w.end_micros < horizon
+                                                               for w in windows):
+                        late.append(wv if len(wv.windows) == 1 else
+                                    WindowedValue.of(wv.value, wv.timestamp_micros, (old,),
+                                                     wv.pane_info))
+                        continue
+                    out.append(WindowedValue.of(wv.value, wv.timestamp_micros, windows,
+                                                wv.pane_info))
         except Exception as exc:
             reraise_with_label(exc, self.label)
         self.emit_batch(None, out)

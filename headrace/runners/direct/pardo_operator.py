@@ -50,8 +50,12 @@ class ParDoOperator(Operator):
     """Input 0 is the main input; inputs 1..n are the side inputs in declaration order."""
 
     def __init__(self, label: str, transform: Any, side_windowings: List[Windowing],
-                 output_tags: List[Optional[str]]) -> None:
+                 output_tags: List[Optional[str]],
+                 input_windowing: Optional[Windowing] = None) -> None:
         super().__init__(label, 1 + len(side_windowings))
+        #: As Beam: a ``TimestampedValue`` output is assigned windows by the input's WindowFn.
+        self.reassign = (None if input_windowing is None or input_windowing.is_global()
+                         else input_windowing.window_fn.assign_micros)
         self.fn, args, kwargs = loads_user_code(transform.serialized_fn)
         self.invoker = make_process_invoker(self.fn, args, kwargs, label)
         self.sides = [SideInput(view, windowing)
@@ -110,7 +114,7 @@ class ParDoOperator(Operator):
 
     def _process_main(self, batch: List[WindowedValue]) -> None:
         if not self.in_bundle:
-            self._call_bundle_method(self.fn.start_bundle)
+            self._call_bundle_method(self.fn.start_bundle, is_start=True)
             self.in_bundle = True
         invoker = self.invoker
         self.outputs = {}
@@ -151,6 +155,13 @@ class ParDoOperator(Operator):
         def resolve(marker: Any) -> Any:
             if marker.name == "PaneInfoParam":
                 return wv.pane_info if wv.pane_info is not None else PANE_INFO_UNKNOWN
+            if marker.name == "KeyParam":
+                # As Beam: any DoFn applied to (key, value) pairs may ask for the key.
+                value = wv.value
+                if isinstance(value, (tuple, list)) and len(value) == 2:
+                    return value[0]
+                raise TypeError(f"{marker!r} needs (key, value) pairs as input; got "
+                                f"{value!r:.100}")
             raise TypeError(f"{marker!r} needs a stateful DoFn (one that declares state or "
                             "timers) applied to (key, value) pairs")
 
@@ -178,7 +189,11 @@ class ParDoOperator(Operator):
             if isinstance(output, WindowedValue):
                 wv = output
             elif type(output) is TimestampedValue:
-                wv = WindowedValue.of(output.value, output.timestamp_micros, windows, pane)
+                out_windows = windows
+                if self.reassign is not None:
+                    out_windows = tuple(self.reassign(output.timestamp_micros, output.value,
+                                                      None)) * len(windows)
+                wv = WindowedValue.of(output.value, output.timestamp_micros, out_windows, pane)
             else:
                 wv = WindowedValue.of(output, timestamp, windows, pane)
             batch = self.outputs.get(tag)
@@ -187,11 +202,15 @@ class ParDoOperator(Operator):
             else:
                 batch.append(wv)
 
-    def _call_bundle_method(self, method: Any) -> None:
+    def _call_bundle_method(self, method: Any, is_start: bool = False) -> None:
         self.outputs = {}
         with metrics_scope(self.metrics):
             try:
                 results = method()
+                if results is not None and is_start:
+                    # As Beam: only finish_bundle may output.
+                    raise RuntimeError("start_bundle should not output any elements but got "
+                                       f"{results!r:.100}")
                 if results is not None:
                     for output in results:
                         if not isinstance(output, (WindowedValue, TaggedOutput)):

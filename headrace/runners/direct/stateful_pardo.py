@@ -140,7 +140,7 @@ class StatefulParDoOperator(ParDoOperator):
     def __init__(self, label: str, transform: Any, input_windowing: Windowing,
                  side_windowings: List[Windowing], output_tags: List[Optional[str]],
                  backend: Any = None, timer_service: Optional[TimerService] = None) -> None:
-        super().__init__(label, transform, side_windowings, output_tags)
+        super().__init__(label, transform, side_windowings, output_tags, input_windowing)
         # Validate the DoFn as the user built it: unpickling can duplicate a spec object.
         validate_stateful_dofn(getattr(transform, "fn", self.fn), label)
         state_specs, timer_specs = get_dofn_specs(self.fn)
@@ -240,7 +240,7 @@ class StatefulParDoOperator(ParDoOperator):
 
     def _ensure_bundle(self) -> None:
         if not self.in_bundle:
-            self._call_bundle_method(self.fn.start_bundle)
+            self._call_bundle_method(self.fn.start_bundle, is_start=True)
             self.in_bundle = True
 
     def _context(self, encoded: bytes, key: Any, window: Any, input_timestamp: int,

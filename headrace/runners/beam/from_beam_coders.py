@@ -1,0 +1,81 @@
+"""Grouping keys of types only Beam knows how to encode.
+
+Beam groups by the bytes of a key's coder. Keys whose type headrace encodes
+itself (str, int, tuples, ...) need nothing; for other types, Beam's
+registered deterministic coders (``beam.coders.registry.register_coder``) and
+Beam's ``ShardedKey`` are made headrace key coders, so the same keys group on
+headrace as on Beam. Non-deterministic coders are never used for keys.
+"""
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+from apache_beam.coders import registry as beam_registry
+from apache_beam.utils.sharded_key import ShardedKey
+
+from headrace.sdk.coders import keys
+from headrace.sdk.coders.base import Coder
+from headrace.sdk.coders.registry import registry
+
+
+class BeamKeyCoder(Coder):
+    """A deterministic Beam coder as a headrace coder (used for grouping keys)."""
+
+    def __init__(self, beam_coder: Any) -> None:
+        self.beam_coder = beam_coder
+
+    def encode(self, value: Any) -> bytes:
+        return self.beam_coder.encode(value)
+
+    def decode(self, encoded: bytes) -> Any:
+        return self.beam_coder.decode(encoded)
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def _components(self) -> Tuple[Any, ...]:
+        return (self.beam_coder,)
+
+
+class ShardedKeyCoder(Coder):
+    """Beam's ``ShardedKey`` by its key (headrace's key encoding) and shard id."""
+
+    def encode(self, value: Any) -> bytes:
+        return keys.encode_key((value.key, value._shard_id))
+
+    def decode(self, encoded: bytes) -> Any:
+        key, shard_id = keys.decode_key(encoded)
+        return ShardedKey(key, shard_id)
+
+    def is_deterministic(self) -> bool:
+        return True
+
+
+def _headrace_encodes(t: type) -> bool:
+    return t in (str, int, tuple) or t in keys._ENCODERS
+
+
+def register_beam_key_coders() -> None:
+    """Mirror Beam's deterministic coders of types headrace cannot encode as keys."""
+    for t in list(beam_registry._coders):
+        if not isinstance(t, type) or _headrace_encodes(t):
+            continue
+        current = registry._coders.get(t)
+        if current is not None and not isinstance(current, BeamKeyCoder):
+            continue  # a headrace registration wins
+        try:
+            beam_coder = beam_registry.get_coder(t)
+        except Exception:  # a coder Beam cannot build for the bare type
+            continue
+        if not beam_coder.is_deterministic():
+            try:  # as Beam's GroupByKey does: the coder's deterministic variant, if it has one
+                beam_coder = beam_coder.as_deterministic_coder(t.__qualname__)
+            except Exception:
+                continue
+            if not beam_coder.is_deterministic():
+                continue
+        coder = BeamKeyCoder(beam_coder)
+        if current != coder:
+            registry.register_coder(t, coder)
+    if ShardedKey not in registry._coders:
+        registry.register_coder(ShardedKey, ShardedKeyCoder())
