@@ -33,6 +33,15 @@ class Metric:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.metric_name.namespace}:{self.metric_name.name})"
 
+    def _as_int(self, value: Any) -> int:
+        """Distributions and gauges record integers, as in Beam; say which metric refused."""
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{type(self).__name__} {self.metric_name.namespace}:{self.metric_name.name} "
+                f"records integers, got {type(value).__name__}: {value!r:.100}") from None
+
 
 class Counter(Metric):
     """A user counter; see :meth:`Metrics.counter`.
@@ -62,13 +71,7 @@ class Distribution(Metric):
     def update(self, value: int) -> None:
         container = _current.container
         if container is not None:
-            try:
-                number = int(value)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"Distribution {self.metric_name.namespace}:{self.metric_name.name} records "
-                    f"integers, got {type(value).__name__}: {value!r:.100}") from None
-            container.distribution(self.metric_name).update(number)
+            container.distribution(self.metric_name).update(self._as_int(value))
 
 
 class Gauge(Metric):
@@ -82,13 +85,7 @@ class Gauge(Metric):
     def set(self, value: int) -> None:
         container = _current.container
         if container is not None:
-            try:
-                number = int(value)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"Gauge {self.metric_name.namespace}:{self.metric_name.name} records "
-                    f"integers, got {type(value).__name__}: {value!r:.100}") from None
-            container.gauge(self.metric_name).set(number)
+            container.gauge(self.metric_name).set(self._as_int(value))
 
 
 class Metrics:
