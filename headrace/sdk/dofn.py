@@ -94,8 +94,3 @@ class DoFn:
 
     def infer_output_type(self, input_type: Any) -> Any:
         return Any
-
-
-#: Markers that ``process`` may use as parameter defaults (plus StateParam/TimerParam(spec)).
-PARAMS = (DoFn.ElementParam, DoFn.TimestampParam, DoFn.WindowParam, DoFn.SideInputParam,
-          DoFn.PaneInfoParam, DoFn.KeyParam, DoFn.DynamicTimerTagParam)

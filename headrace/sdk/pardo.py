@@ -1,7 +1,7 @@
 """``ParDo``: the primitive that runs a ``DoFn``, with side inputs and tagged outputs."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from headrace.sdk.callable_dofn import CallableWrapperDoFn
 from headrace.sdk.dofn import DoFn
@@ -108,6 +108,3 @@ class ParDo(PTransform):
             node.new_output(tag)
         return DoOutputsTuple(pcoll.pipeline, node, self.output_tags, self.main_tag,
                               self.allow_unknown_tags)
-
-    def side_input_pcollections(self) -> Dict[int, PCollection]:
-        return {i: view.pvalue for i, view in enumerate(self.side_inputs)}

@@ -208,4 +208,3 @@ class Duration:
 
 MIN_TIMESTAMP = Timestamp(micros=MIN_MICROS)
 MAX_TIMESTAMP = Timestamp(micros=MAX_MICROS)
-EOGW_TIMESTAMP = Timestamp(micros=GLOBAL_WINDOW_END_MICROS - 1)

@@ -357,14 +357,3 @@ class Sessions(WindowFn):
 
     def __repr__(self) -> str:
         return f"Sessions({self.gap_size_micros / 1e6:g})"
-
-
-def merge_windows(window_fn: WindowFn, windows: Iterable[BoundedWindow]) -> dict:
-    """Run a merging window function; return ``{old_window: merged_window}`` for merged ones."""
-    context = WindowFn.MergeContext(windows)
-    window_fn.merge(context)
-    mapping = {}
-    for to_be_merged, result in context.merges:
-        for window in to_be_merged:
-            mapping[window] = result
-    return mapping
