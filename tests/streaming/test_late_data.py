@@ -8,6 +8,7 @@ import pytest
 
 import headrace as beam
 from headrace.runners.direct import executor
+from headrace.runners.operators.base import WindowIntoOperator
 from headrace.sdk.primitives import WindowInto
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.testing.test_stream import TestStream
@@ -30,7 +31,7 @@ def _window_into_gets_its_windowing(monkeypatch):
 
     def make(node):
         if isinstance(node.transform, WindowInto):
-            return executor.WindowIntoOperator(node.full_label, node.transform.windowing)
+            return WindowIntoOperator(node.full_label, node.transform.windowing)
         return original(node)
 
     monkeypatch.setattr(executor, "_make_operator", make)
@@ -212,8 +213,8 @@ def test_finished_trigger_drops_and_counts_later_elements():
 
 
 def test_grouping_operator_holds_and_releases_the_output_watermark():
-    from headrace.runners.direct.grouping_operators import GroupByKeyOperator
-    from headrace.runners.direct.operators import Operator
+    from headrace.runners.operators.base import Operator
+    from headrace.runners.operators.grouping_operators import GroupByKeyOperator
     from headrace.sdk.window import IntervalWindow
     from headrace.sdk.windowed_value import WindowedValue
     from headrace.sdk.windowing import Windowing

@@ -7,9 +7,9 @@ import pytest
 import headrace as beam
 from headrace.io.generator import GenerateEvents, GeneratorSource
 from headrace.metrics.metric import MetricsFilter
-from headrace.runners.direct.clock import ManualClock
-from headrace.runners.direct.operators import Operator
-from headrace.runners.direct.sources import ReadOperator
+from headrace.runners.operators.base import Operator
+from headrace.runners.operators.clock import ManualClock
+from headrace.runners.operators.sources import ReadOperator
 from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
 from headrace.testing.test_stream import TestStream
 from headrace.testing.util import assert_that, equal_to

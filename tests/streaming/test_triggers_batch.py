@@ -13,7 +13,7 @@ import pytest
 import headrace as beam
 import headrace.transforms.trigger  # noqa: F401
 from headrace.runners.direct import executor
-from headrace.runners.direct.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
+from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
 from headrace.testing.util import assert_that, equal_to
 from headrace.transforms import trigger as t
 from headrace.window import FixedWindows, TimestampedValue

@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 import headrace as beam
-from headrace.runners.direct.stateful_pardo import DROPPED_LATE
+from headrace.runners.operators.stateful_pardo import DROPPED_LATE
 from headrace.sdk.coders import encode_key
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.window import FixedWindows, IntervalWindow, Sessions

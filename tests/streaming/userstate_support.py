@@ -28,9 +28,9 @@ import headrace.testing.test_stream
 import headrace.transforms.timeutil
 import headrace.transforms.userstate
 from headrace.runners.direct import executor
-from headrace.runners.direct.clock import ManualClock
-from headrace.runners.direct.operators import Operator
-from headrace.runners.direct.stateful_pardo import StatefulParDoOperator, make_stateful_operator
+from headrace.runners.operators.base import Operator
+from headrace.runners.operators.clock import ManualClock
+from headrace.runners.operators.stateful_pardo import StatefulParDoOperator, make_stateful_operator
 from headrace.sdk.pardo import ParDo
 from headrace.sdk.serialization import dumps_user_code
 from headrace.sdk.userstate import is_stateful_dofn

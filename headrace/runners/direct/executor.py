@@ -12,57 +12,21 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
-from headrace.runners.direct.clock import ManualClock, WallClock
-from headrace.runners.direct.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
-from headrace.runners.direct.operators import (
-    FlattenOperator,
-    Operator,
-    WindowIntoOperator,
-    WriteOperator,
-)
-from headrace.runners.direct.pardo_operator import ParDoOperator
-from headrace.runners.direct.sources import ReadOperator, TestStreamOperator
-from headrace.runners.direct.stateful_pardo import make_stateful_operator
+from headrace.runners.operators.base import Operator
+from headrace.runners.operators.clock import ManualClock, WallClock
+from headrace.runners.operators.factory import make_operator as _make_operator
+from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
+from headrace.runners.operators.pardo_operator import ParDoOperator
+from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
 from headrace.sdk.options import StandardOptions
-from headrace.sdk.pardo import ParDo
 from headrace.sdk.pipeline import AppliedTransform, Pipeline
-from headrace.sdk.primitives import CombinePerKey, Flatten, GroupByKey, Read, WindowInto, Write
 from headrace.sdk.test_stream import TestStream
 from headrace.sdk.timestamp import MAX_MICROS
-from headrace.sdk.userstate import is_stateful_dofn
 
 #: How long an idle streaming loop sleeps at most before polling the sources again (seconds).
 POLL_INTERVAL = 0.01
 #: Processing-time timers may set further due timers; this bounds one round of firing.
 MAX_TIMER_ROUNDS = 10_000
-
-
-def _make_operator(node: AppliedTransform) -> Operator:
-    transform, label = node.transform, node.full_label
-    if isinstance(transform, ParDo):
-        side_windowings = [view.pvalue.windowing for view in node.side_inputs]
-        if is_stateful_dofn(transform.fn):
-            return make_stateful_operator(label, transform, node.main_inputs[0].windowing,
-                                          side_windowings, list(node.outputs))
-        return ParDoOperator(label, transform, side_windowings, list(node.outputs),
-                             node.main_inputs[0].windowing)
-    if isinstance(transform, GroupByKey):
-        return GroupByKeyOperator(label, node.main_inputs[0].windowing)
-    if isinstance(transform, CombinePerKey):
-        return CombinePerKeyOperator(label, node.main_inputs[0].windowing,
-                                     transform.serialized_fn)
-    if isinstance(transform, Flatten):
-        return FlattenOperator(label, len(node.main_inputs))
-    if isinstance(transform, WindowInto):
-        return WindowIntoOperator(label, transform.windowing)
-    if isinstance(transform, Read):
-        return ReadOperator(label, transform.source, transform.watermark_strategy)
-    if isinstance(transform, TestStream):
-        return TestStreamOperator(label, transform)
-    if isinstance(transform, Write):
-        return WriteOperator(label, transform.sink)
-    raise NotImplementedError(f"The direct runner cannot execute {label!r} "
-                              f"({type(transform).__name__})")
 
 
 class DirectExecutor:

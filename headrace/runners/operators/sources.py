@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 from headrace.runners.common.errors import reraise_with_label
-from headrace.runners.direct.operators import Batch, Operator, to_windowed_values
+from headrace.runners.operators.base import Batch, Operator, to_windowed_values
 from headrace.sdk.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
 from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
 from headrace.sdk.watermarks import WatermarkStrategy

@@ -37,9 +37,9 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.common.timer_invoker import make_timer_invokers
 from headrace.runners.common.user_state import UserStateFactory
-from headrace.runners.direct.grouping_operators import split_key_value
-from headrace.runners.direct.operators import Operator
-from headrace.runners.direct.pardo_operator import ParDoOperator
+from headrace.runners.operators.base import Operator
+from headrace.runners.operators.grouping_operators import split_key_value
+from headrace.runners.operators.pardo_operator import ParDoOperator
 from headrace.runners.state.base import EVENT_TIME, PROCESSING_TIME, Timer, TimerService
 from headrace.runners.state.memory import MemoryStateBackend
 from headrace.sdk.coders import decode_key, encode_key

@@ -20,7 +20,7 @@ from headrace.runners.common.grouping import (
     CombiningAggregation,
     TriggeredGrouping,
 )
-from headrace.runners.direct.operators import Operator
+from headrace.runners.operators.base import Operator
 from headrace.runners.state.base import TimerService
 from headrace.runners.state.memory import MemoryStateBackend
 from headrace.sdk.coders import encode_key

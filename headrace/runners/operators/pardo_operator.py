@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from headrace.runners.common.dofn_invoker import make_process_invoker
 from headrace.runners.common.errors import reraise_with_label
-from headrace.runners.direct.operators import Operator
+from headrace.runners.operators.base import Operator
 from headrace.sdk.metrics import metrics_scope
 from headrace.sdk.pvalue import AsSideInput, TaggedOutput
 from headrace.sdk.serialization import loads_user_code
