@@ -11,92 +11,36 @@ its own flags from :meth:`PipelineOptions.unknown_flags`.
 ('multiprocess', 4)
 >>> options.unknown_flags()
 ['--input=x']
+
+This package is split by job. This module holds the machinery: the registry of the
+classes that declare options, the values shared by all views of one options object, and
+:class:`PipelineOptions` itself. :mod:`~headrace.sdk.options.flags` turns flags into
+values, and :mod:`~headrace.sdk.options.groups` declares headrace's own options; the names
+callers use from both are re-exported here.
 """
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
-import os
 import sys
 from typing import Any, Callable, ClassVar, Optional, Sequence, TypeVar
+
+from headrace.sdk.options.flags import (
+    Declared,
+    OptionsError,
+    RaisingArgumentParser,
+    parse_unknown_flags,
+    positive_int,
+    unknown_option_message,
+    validated,
+)
 
 T = TypeVar("T", bound="PipelineOptions")
 
 
-class OptionsError(ValueError):
-    """An option has an invalid value, or a required option is missing.
-
-    >>> try:
-    ...     PipelineOptions(["--parallelism=0"])
-    ... except OptionsError as e:
-    ...     print(e)
-    argument --parallelism: must be a positive integer, got '0'
-    """
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """Raises instead of printing usage and exiting: options are parsed inside libraries."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise OptionsError(message)
-
-
-def positive_int(value: Any) -> int:
-    """An argparse ``type=`` converter and assignment validator for counts.
-
-    >>> positive_int("3")
-    3
-    """
-    number = 0
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str):
-        try:
-            number = int(value)
-        except ValueError:
-            pass
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
-    return number
-
-
-def _validated(name: str, value: Any, validators: dict[str, Callable[[Any], Any]]) -> Any:
-    validator = validators.get(name)
-    if validator is None or value is None:
-        return value
-    try:
-        return validator(value)
-    except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
-        raise OptionsError(f"option {name!r}: {exc}") from None
-
-
-class _Declared:
-    """The options one class declares in its own ``_add_argparse_args``."""
-
-    def __init__(self, cls: type["PipelineOptions"]) -> None:
-        parser = _ArgumentParser(allow_abbrev=False, add_help=False)
-        try:
-            cls._add_argparse_args(parser)
-        except argparse.ArgumentError as exc:
-            raise OptionsError(f"{cls.__qualname__}._add_argparse_args: {exc}") from None
-        actions = parser._actions
-        # A required option is enforced only by views of the class declaring it
-        # (as in Beam), so parsing never fails on it; see PipelineOptions._attach.
-        self.required = {a.dest: (a.option_strings or [a.dest])[0] for a in actions if a.required}
-        for action in actions:
-            action.required = False
-        self.cls = cls
-        self.parser = parser
-        self.dests = {a.dest for a in actions}
-        self.defaults = {dest: parser.get_default(dest) for dest in self.dests}
-        self.validators: dict[str, Callable[[Any], Any]] = dict(
-            cls.__dict__.get("_option_validators", {}))
-
-
 # The classes that declare options, by importable name: a class redefined (in
 # a notebook, or a __main__ imported twice) replaces its earlier version.
-_declared: dict[str, _Declared] = {}
+_declared: dict[str, Declared] = {}
 _generation = 0
 _union_cache: dict[int, argparse.ArgumentParser] = {}
 
@@ -110,7 +54,8 @@ def _union_parser() -> argparse.ArgumentParser:
     """
     parser = _union_cache.get(_generation)
     if parser is None:
-        parser = _ArgumentParser(allow_abbrev=False, add_help=False, conflict_handler="resolve")
+        parser = RaisingArgumentParser(allow_abbrev=False, add_help=False,
+                                       conflict_handler="resolve")
         for declared in _declared.values():
             declared.cls._add_argparse_args(parser)
         for action in parser._actions:
@@ -249,7 +194,7 @@ class PipelineOptions:
         key = _class_key(cls)
         if "_add_argparse_args" in cls.__dict__:
             # Built now so that a broken declaration fails where the class is defined.
-            _declared[key] = _Declared(cls)
+            _declared[key] = Declared(cls)
         else:
             _declared.pop(key, None)
         _generation += 1
@@ -267,7 +212,7 @@ class PipelineOptions:
         store = _Store(flag_list, {})
         parsed = store.refresh()
         for name, value in kwargs.items():
-            store.overrides[name] = _validated(name, value, parsed.validators)
+            store.overrides[name] = validated(name, value, parsed.validators)
         self._attach(store)
 
     def _attach(self, store: _Store) -> None:
@@ -358,7 +303,7 @@ class PipelineOptions:
                 continue
             result[name] = value
         if retain_unknown_options:
-            for name, value in _parse_unknown(parsed.unknown).items():
+            for name, value in parse_unknown_flags(parsed.unknown).items():
                 result.setdefault(name, store.overrides.get(name, value))
             for name, value in store.overrides.items():
                 result.setdefault(name, value)
@@ -373,7 +318,7 @@ class PipelineOptions:
             return store.lookup(name, _view_keys(type(self)))
         except KeyError:
             pass
-        raise AttributeError(_unknown_option_message(self, name, store.known_names()))
+        raise AttributeError(unknown_option_message(self, name, store.known_names()))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):
@@ -382,8 +327,8 @@ class PipelineOptions:
         store = self._store
         parsed = store.refresh()
         if name not in store.known_names() and name not in store.overrides:
-            raise AttributeError(_unknown_option_message(self, name, store.known_names()))
-        store.overrides[name] = _validated(name, value, parsed.validators)
+            raise AttributeError(unknown_option_message(self, name, store.known_names()))
+        store.overrides[name] = validated(name, value, parsed.validators)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_store": self._store}
@@ -400,113 +345,10 @@ class PipelineOptions:
         return f"{type(self).__name__}({values})"
 
 
-def _parse_unknown(flags: list[str]) -> dict[str, Any]:
-    """Read unknown flags as Beam does: ``--x=v`` and ``--x v`` give ``'v'``, a flag
-    followed by another flag (or nothing) gives True, ``-`` in names becomes ``_``,
-    and a single-dash flag followed by a value is dropped."""
-    result: dict[str, Any] = {}
-    i = 0
-    while i < len(flags):
-        flag = flags[i]
-        if flag == "--":
-            break
-        i += 1
-        if not flag.startswith("-"):
-            continue
-        name, eq, value = flag.lstrip("-").partition("=")
-        dest = name.replace("-", "_")
-        if eq:
-            result[dest] = value
-        elif i < len(flags) and not flags[i].startswith("-"):
-            if flag.startswith("--"):
-                result[dest] = flags[i]
-            i += 1
-        else:
-            result[dest] = True
-    return result
-
-
-def _unknown_option_message(view: PipelineOptions, name: str, known: set[str]) -> str:
-    message = f"{type(view).__name__} has no option {name!r}"
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
-    return message + " (options are declared by PipelineOptions subclasses' _add_argparse_args)"
-
-
-class StandardOptions(PipelineOptions):
-    """``--runner`` (a name for the runner registry; ``None`` means direct) and ``--streaming``.
-
-    >>> StandardOptions(["--runner", "direct"]).runner
-    'direct'
-    """
-
-    @classmethod
-    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--runner", default=None,
-                            help="The runner to execute the pipeline with; defaults to direct.")
-        parser.add_argument("--streaming", default=False, action="store_true",
-                            help="Run in streaming mode.")
-
-
-class SetupOptions(PipelineOptions):
-    """``--save_main_session``, accepted for Beam compatibility (headrace pickles with cloudpickle).
-
-    >>> SetupOptions(["--save_main_session"]).save_main_session
-    True
-    """
-
-    @classmethod
-    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--save_main_session", default=False, action="store_true",
-                            help="Accepted and ignored: functions are pickled by value.")
-
-
-class HeadraceOptions(PipelineOptions):
-    """Execution options of headrace's runners.
-
-    ``--parallelism`` (default: the number of cores), ``--max_parallelism``
-    (the number of key groups, default 128), ``--quiet``, ``--job_name``.
-
-    >>> HeadraceOptions(["--parallelism=2"]).resolved_parallelism()
-    2
-    """
-
-    _option_validators: ClassVar[dict[str, Callable[[Any], Any]]] = {
-        "parallelism": positive_int,
-        "max_parallelism": positive_int,
-    }
-
-    @classmethod
-    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--parallelism", type=positive_int, default=None,
-                            help="Parallel instances of each stage; default: the number of cores.")
-        parser.add_argument("--max_parallelism", type=positive_int,
-                            default=128, help="Number of key groups: the upper bound of "
-                                              "parallelism when rescaling keyed state.")
-        parser.add_argument("--quiet", default=False, action="store_true",
-                            help="Do not print progress.")
-        parser.add_argument("--job_name", default=None, help="A name for the job.")
-
-    def resolved_parallelism(self) -> int:
-        """``--parallelism``, or the number of cores capped at ``--max_parallelism``.
-
-        >>> HeadraceOptions(max_parallelism=1).resolved_parallelism()
-        1
-        """
-        max_parallelism = self.max_parallelism
-        if self.parallelism is None:
-            return min(os.cpu_count() or 1, max_parallelism)
-        if self.parallelism > max_parallelism:
-            raise OptionsError(
-                f"--parallelism ({self.parallelism}) cannot exceed --max_parallelism "
-                f"({max_parallelism}): every parallel instance needs at least one key group")
-        return self.parallelism
-
-
-class DirectOptions(HeadraceOptions):
-    """Beam's name for the direct runner's options view; the same options as HeadraceOptions.
-
-    >>> DirectOptions(["--parallelism=1"]).parallelism
-    1
-    """
+# Declared after PipelineOptions, which they subclass; importing this package declares them.
+from headrace.sdk.options.groups import (
+    DirectOptions,
+    HeadraceOptions,
+    SetupOptions,
+    StandardOptions,
+)
