@@ -1,18 +1,50 @@
-"""Shared fixtures: every pipeline test runs once per runner under test.
+"""Shared fixtures: every test runs once per runner under test.
 
-``HEADRACE_TEST_RUNNERS`` names the runners, comma-separated (default ``direct``),
-e.g. ``HEADRACE_TEST_RUNNERS=direct,multiprocess pytest tests/unit``.
+``HEADRACE_TEST_RUNNERS`` names the runners, comma-separated (default
+``direct,multiprocess``), e.g. ``HEADRACE_TEST_RUNNERS=direct pytest tests/unit``.
+The ``runner`` fixture is automatic: while a test runs, pipelines built
+without a runner use it, and tests that name runners ask for ``runner``.
 """
 import os
 
 import pytest
 
+from headrace.sdk import runner as runner_registry
+
 TEST_RUNNERS = [name.strip()
-                for name in os.environ.get("HEADRACE_TEST_RUNNERS", "direct").split(",")
+                for name in os.environ.get("HEADRACE_TEST_RUNNERS",
+                                           "direct,multiprocess").split(",")
                 if name.strip()] or ["direct"]
 
 
-@pytest.fixture(params=TEST_RUNNERS)
-def runner(request):
-    """The name of the runner to build pipelines with: ``beam.Pipeline(runner=runner)``."""
+def pytest_configure(config):
+    config.addinivalue_line("markers", "direct_only(why): the test's subject exists only on "
+                                       "the direct runner; skipped on the others, saying why")
+    config.addinivalue_line("markers", "no_pipeline: the test runs no pipeline, so it runs once "
+                                       "(on the first runner)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run tests that build no pipeline once, not once per runner."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        runner_name = callspec.params.get("runner") if callspec is not None else None
+        once = item.get_closest_marker("no_pipeline") is not None
+        if once and runner_name not in (None, TEST_RUNNERS[0]):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True, params=TEST_RUNNERS)
+def runner(request, monkeypatch):
+    """The name of the runner under test; also the default runner while the test runs."""
+    marker = request.node.get_closest_marker("direct_only")
+    if marker is not None and request.param != "direct":
+        pytest.skip(f"direct runner only: {marker.args[0]}")
+    monkeypatch.setattr(runner_registry, "DEFAULT_RUNNER", request.param)
     return request.param

@@ -128,7 +128,14 @@ class DoOutputsTuple:
         return f"<DoOutputsTuple main_tag={self._main_tag!r} tags={self._tags}>"
 
 
-_NO_DEFAULT = object()
+class _NoDefault:
+    """The "no default value" marker; pickles to the same marker (views travel to workers)."""
+
+    def __reduce__(self) -> str:
+        return "_NO_DEFAULT"
+
+
+_NO_DEFAULT = _NoDefault()
 
 
 class EmptySideInput:

@@ -64,6 +64,7 @@ class PipelineRunner:
 
 _REGISTRY: Dict[str, str] = {
     "direct": "headrace.runners.direct.DirectRunner",
+    "multiprocess": "headrace.runners.multiprocess.runner.MultiprocessRunner",
     "beam": "headrace.runners.beam.runner.BeamRunner",
 }
 #: Beam's runner names, so that Beam pipelines run unchanged on the closest headrace runner.

@@ -24,3 +24,9 @@ def make_pipeline(request: Any) -> Callable[..., Any]:
 
     make.runner_name = request.param  # type: ignore[attr-defined]
     return make
+
+
+@pytest.fixture
+def runner() -> str:
+    """HeadraceRunner picks its runner with ``--headrace_runner``: once is enough."""
+    return "direct"

@@ -11,6 +11,8 @@ import pytest
 from headrace.io import filesystems
 from headrace.io.filesystems import CompressionTypes, FileSystem
 
+pytestmark = pytest.mark.no_pipeline
+
 
 def touch(path, data=b""):
     os.makedirs(os.path.dirname(path), exist_ok=True)

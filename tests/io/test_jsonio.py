@@ -7,6 +7,8 @@ import pytest
 
 from headrace.io import ReadFromJsonLines, WriteToJsonLines
 
+pytestmark = pytest.mark.no_pipeline
+
 
 def read_all(transform, desired_num_splits=1):
     out = []

@@ -25,7 +25,8 @@ import headrace
 
 BEAM_RUNNER = "DirectRunner"
 HEADRACE_RUNNERS = [
-    r.strip() for r in os.environ.get("HEADRACE_TEST_RUNNERS", "direct").split(",") if r.strip()
+    r.strip() for r in os.environ.get("HEADRACE_TEST_RUNNERS", "direct,multiprocess").split(",")
+    if r.strip()
 ]
 
 

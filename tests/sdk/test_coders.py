@@ -39,6 +39,8 @@ from headrace.sdk.coders import (
 )
 from headrace.sdk.timestamp import Duration, Timestamp
 
+pytestmark = pytest.mark.no_pipeline
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 Point = collections.namedtuple("Point", "x y")

@@ -26,6 +26,8 @@ from headrace.sdk.metrics import (
     metrics_scope,
 )
 
+pytestmark = pytest.mark.no_pipeline
+
 
 class ParseFn:
     def __init__(self):

@@ -154,6 +154,7 @@ def test_get_all_options():
         "parallelism", "max_parallelism", "quiet", "job_name"}
 
 
+@pytest.mark.no_pipeline  # it defines an options class: a second run would see it already
 def test_class_defined_after_the_options_sees_the_flags():
     options = PipelineOptions(["--tst_late=7", "--streaming"])
     assert options.unknown_flags() == ["--tst_late=7"]

@@ -27,11 +27,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam
 
 import headrace
+from headrace.sdk import runner as runner_registry
 
 try:  # pytest puts tests/ on sys.path (tests/parity is a package)
     from parity.harness import append_line, read_lines
@@ -88,14 +89,17 @@ def _options(sdk: Any, runner: str, unsafe: bool) -> Any:
 
 
 def run_panes(sdk: Any, script: Script, build: Callable[[Any], Any], *,
-              runner: str = "direct", unsafe: bool = False,
+              runner: Optional[str] = None, unsafe: bool = False,
               out_dir: Any = None) -> Tuple[List[str], Any]:
     """Run the scenario on ``sdk``; return its sorted rows (as ``repr`` lines) and the result.
 
-    For Beam, ``runner`` is ignored: it always runs on the BundleBasedDirectRunner.
+    For Beam, ``runner`` is ignored: it always runs on the BundleBasedDirectRunner;
+    headrace runs on ``runner`` or, if None, the default (the runner under test).
     """
     if sdk is apache_beam:
         runner = "BundleBasedDirectRunner"
+    elif runner is None:
+        runner = runner_registry.DEFAULT_RUNNER
     out_dir = str(out_dir or tempfile.mkdtemp(prefix="panes-"))
     os.makedirs(out_dir, exist_ok=True)
     pipeline = sdk.Pipeline(options=_options(sdk, runner, unsafe))
@@ -122,7 +126,8 @@ def rows(lines: List[str]) -> List[tuple]:
 _beam_cache: Dict[Any, List[str]] = {}
 
 
-def assert_same_panes(script: Script, build: Callable[[Any], Any], *, runner: str = "direct",
+def assert_same_panes(script: Script, build: Callable[[Any], Any], *,
+                      runner: Optional[str] = None,
                       unsafe: bool = False, tmp_path: Any = None, key: Any = None,
                       allow_empty: bool = False) -> Tuple[List[tuple], Any]:
     """Assert Beam and headrace emit identical panes; return headrace's rows and result."""

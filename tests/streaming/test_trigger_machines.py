@@ -32,6 +32,8 @@ from headrace.sdk.window import FixedWindows, IntervalWindow, Sessions
 from headrace.sdk.windowing import Windowing
 from headrace.transforms import trigger as t
 
+pytestmark = pytest.mark.no_pipeline
+
 S = 1_000_000
 W = IntervalWindow(0, 10)
 KEY = b"k"

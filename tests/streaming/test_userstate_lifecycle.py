@@ -277,6 +277,7 @@ def test_merging_windows_keep_each_elements_window(recwarn):
     assert any("merging windows" in str(w.message) for w in caught)
 
 
+@pytest.mark.direct_only("inspects the direct runner's operator after the run")
 def test_pipeline_leaves_no_state_behind(monkeypatch):
     created = record_operators(monkeypatch)
     stream = (TestStream()

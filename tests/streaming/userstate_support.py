@@ -104,12 +104,12 @@ def streaming_pipeline(sdk: str) -> Any:
         options = BeamOptions()
         options.view_as(BeamStandardOptions).streaming = True
         return apache_beam.Pipeline(runner="BundleBasedDirectRunner", options=options)
-    return headrace.Pipeline(runner="direct")
+    return headrace.Pipeline()
 
 
 def batch_pipeline(sdk: str) -> Any:
     return apache_beam.Pipeline(runner="DirectRunner") if sdk == "beam" else \
-        headrace.Pipeline(runner="direct")
+        headrace.Pipeline()
 
 
 def run_builder(sdk: str, build: Callable[[Any, Any], Any], out_dir: Path,

@@ -39,6 +39,8 @@ class Operator:
         self.output_watermark = MIN_MICROS
         self.output_idle = False
         self.metrics = MetricsContainer(label)
+        #: Elements emitted so far, over all outputs (progress figures).
+        self.records_out = 0
         #: The runner's clock (processing time, int micros); set by the executor.
         self.clock: Any = None
 
@@ -51,6 +53,7 @@ class Operator:
     def emit_batch(self, tag: Optional[str], batch: Batch) -> None:
         if not batch:
             return
+        self.records_out += len(batch)
         for receiver, index in self.receivers.get(tag, ()):
             receiver.process_batch(index, batch)
 
@@ -170,16 +173,24 @@ class WindowIntoOperator(Operator):
 
 
 class WriteOperator(Operator):
-    """Writes every element, then closes and finalizes the sink at the end of input."""
+    """Writes every element, then closes and finalizes the sink at the end of input.
 
-    def __init__(self, label: str, sink: Any) -> None:
+    With several writers (``num_writers > 1``) each emits ``(writer_index,
+    result)`` at the end instead, for a :class:`FinalizeWriteOperator` to
+    finalize once.
+    """
+
+    def __init__(self, label: str, sink: Any, writer_index: int = 0,
+                 num_writers: int = 1) -> None:
         super().__init__(label, 1)
         self.sink = sink
         self.writer = None
+        self.writer_index = writer_index
+        self.num_writers = num_writers
 
     def start(self) -> None:
         try:
-            self.writer = self.sink.open_writer(0, 1)
+            self.writer = self.sink.open_writer(self.writer_index, self.num_writers)
         except Exception as exc:
             reraise_with_label(exc, self.label)
 
@@ -193,11 +204,12 @@ class WriteOperator(Operator):
         if watermark == MAX_MICROS and self.writer is not None:
             writer, self.writer = self.writer, None
             try:
-                outputs = self.sink.finalize([writer.close()])
+                result = writer.close()
+                outputs = ([(self.writer_index, result)] if self.num_writers > 1
+                           else self.sink.finalize([result]))
             except Exception as exc:
                 reraise_with_label(exc, self.label)
-            self.emit_batch(None, [WindowedValue.of(output, MIN_MICROS, (GLOBAL_WINDOW,))
-                                   for output in outputs])
+            self.emit_batch(None, _global(outputs))
         self.forward_watermark(watermark)
 
     def close(self) -> None:
@@ -207,6 +219,33 @@ class WriteOperator(Operator):
                 writer.close()
             except Exception:  # already failing; the original error matters
                 pass
+
+
+class FinalizeWriteOperator(Operator):
+    """Collects every writer's ``(index, result)`` and finalizes the sink once, at the end."""
+
+    def __init__(self, label: str, sink: Any) -> None:
+        super().__init__(label, 1)
+        self.sink = sink
+        self.results: List[Tuple[int, Any]] = []
+
+    def process_batch(self, index: int, batch: Batch) -> None:
+        self.results.extend(wv.value for wv in batch)
+
+    def advance(self, watermark: int) -> None:
+        if watermark == MAX_MICROS and self.results:
+            results = [result for _, result in sorted(self.results, key=lambda r: r[0])]
+            self.results = []
+            try:
+                outputs = self.sink.finalize(results)
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+            self.emit_batch(None, _global(outputs))
+        self.forward_watermark(watermark)
+
+
+def _global(values: List[Any]) -> Batch:
+    return [WindowedValue.of(value, MIN_MICROS, (GLOBAL_WINDOW,)) for value in values]
 
 
 def to_windowed_values(elements: List[Any]) -> Batch:

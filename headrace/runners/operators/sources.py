@@ -6,7 +6,7 @@ splits, or declares itself idle when every unfinished split is idle.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.operators.base import Batch, Operator, to_windowed_values
@@ -46,10 +46,14 @@ class ReadOperator(Operator):
         self.finished = False
 
     def open(self) -> None:
+        """Open every split of the source (one reader for all of it)."""
+        self.open_splits(lambda: self.source.split(1))
+
+    def open_splits(self, make_splits: Callable[[], List[Any]]) -> None:
+        """Open the splits ``make_splits`` returns: this reader's share of the source."""
         try:
-            splits = self.source.split(1)
             self.splits = [_SplitState(split.open(), self.strategy, self.clock.now())
-                           for split in splits]
+                           for split in make_splits()]
         except Exception as exc:
             reraise_with_label(exc, self.label)
 

@@ -44,7 +44,7 @@ from headrace.runners.state.base import EVENT_TIME, PROCESSING_TIME, Timer, Time
 from headrace.runners.state.memory import MemoryStateBackend
 from headrace.sdk.coders import decode_key, encode_key
 from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, metrics_scope
-from headrace.sdk.timestamp import MAX_MICROS, to_micros
+from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS, to_micros
 from headrace.sdk.userstate import BaseTimer, TimerSpec, get_dofn_specs, validate_stateful_dofn
 from headrace.sdk.windowed_value import PANE_INFO_UNKNOWN, WindowedValue
 from headrace.sdk.windowing import Windowing
@@ -170,6 +170,9 @@ class StatefulParDoOperator(ParDoOperator):
         self._ttl_scheduled: Dict[Tuple[bytes, Any], int] = {}
         self._current: Optional[Tuple[bytes, Any]] = None  # (encoded key, key) being processed
         self._states_set_up = False
+        #: The watermark of the last advance, and the one elements are judged late by.
+        self._advanced_to = MIN_MICROS
+        self._late_horizon: Optional[int] = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -210,6 +213,7 @@ class StatefulParDoOperator(ParDoOperator):
         invoker = self.invoker
         self.outputs = {}
         dropped = 0
+        horizon = self.input_watermark if self._late_horizon is None else self._late_horizon
         with metrics_scope(self.metrics):
             try:
                 for wv in batch:
@@ -217,7 +221,7 @@ class StatefulParDoOperator(ParDoOperator):
                     encoded = encode_key(key)
                     self._current = (encoded, key)
                     for window in wv.windows:
-                        if self._gc_time(window) <= self.input_watermark:
+                        if self._gc_time(window) <= horizon:
                             dropped += 1  # its state is gone: Beam drops such late data
                             continue
                         side_values = [side.view_for(side.window_for(window))
@@ -422,8 +426,15 @@ class StatefulParDoOperator(ParDoOperator):
     # -- time -----------------------------------------------------------------------------------
     def advance(self, watermark: int) -> None:
         if self.pushed_back:
+            # Held back for side inputs, they were on time when they came: judge them by the
+            # watermark before this advance, not by the one that released them.
             waiting, self.pushed_back = self.pushed_back, []
-            self.process_batch(0, waiting)
+            self._late_horizon = self._advanced_to
+            try:
+                self.process_batch(0, waiting)
+            finally:
+                self._late_horizon = None
+        self._advanced_to = watermark
         self._fire_due(watermark, None)
         self._collect_garbage(watermark)
         self._forward(watermark)

@@ -1,0 +1,174 @@
+"""Exchanges: the two ends of a non-forward edge, and the frames that cross it.
+
+A producer subtask hands its output to an :class:`ExchangeOutput`, which
+splits each batch by destination subtask (by key group for keyed edges) and
+sends watermarks and idleness to every consumer subtask. On the consumer side
+an :class:`InputGate` merges the channels of all producer subtasks: data goes
+straight through, and its watermark is the minimum over the channels that are
+not idle, exactly as an operator combines its inputs.
+
+Frames are ``(kind, edge_id, payload)`` tuples, in order per channel:
+
+- ``DATA``: a batch, in columns (see :func:`encode_batch`);
+- ``WATERMARK``: int microseconds; ``IDLE``: a bool;
+- ``END``: the producer subtask will send nothing more on this edge (its
+  watermark is final);
+- ``BARRIER``: reserved for checkpoint barriers (payload: the checkpoint id).
+  A gate will align on them: a channel that delivered barrier N is held back
+  until every channel has, then the barrier passes to the operator.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List
+
+from headrace.runners.engine.plan import BROADCAST, SINGLETON, Edge
+from headrace.runners.operators.base import Operator
+from headrace.runners.state.base.key_groups import key_group_for
+from headrace.sdk.coders import encode_key
+from headrace.sdk.timestamp import MAX_MICROS
+from headrace.sdk.windowed_value import WindowedValue
+
+DATA, WATERMARK, IDLE, END, BARRIER = 0, 1, 2, 3, 4
+
+#: send(destination subtask, frame kind, edge id, payload)
+Send = Callable[[int, int, int, Any], None]
+#: Keys whose equality matches their encoding's, so a dict can cache their destination.
+_CACHEABLE_KEYS = (str, int, bytes)
+_CACHE_LIMIT = 1 << 16
+#: The key of an element that is not a pair: it stays on this subtask, whose consumer
+#: then fails with the message its transform gives for that mistake.
+_UNKEYED = object()
+
+
+def encode_batch(batch: List[WindowedValue]) -> tuple:
+    """A batch as columns; a column shared by every element is sent once.
+
+    >>> from headrace.sdk.window import GLOBAL_WINDOW
+    >>> batch = [WindowedValue.of(v, 0, (GLOBAL_WINDOW,)) for v in "ab"]
+    >>> [wv.value for wv in decode_batch(encode_batch(batch))]
+    ['a', 'b']
+    """
+    first = batch[0]
+    values = [wv.value for wv in batch]
+    return (values, _column(batch, "timestamp_micros", first.timestamp_micros),
+            _column(batch, "windows", first.windows), _column(batch, "pane_info",
+                                                              first.pane_info))
+
+
+def _column(batch: List[WindowedValue], attribute: str, first: Any) -> tuple:
+    column = [getattr(wv, attribute) for wv in batch]
+    if all(item is first or item == first for item in column):
+        return (True, first)
+    return (False, column)
+
+
+def decode_batch(columns: tuple) -> List[WindowedValue]:
+    values, (ts_shared, ts), (w_shared, windows), (p_shared, panes) = columns
+    n = len(values)
+    ts = [ts] * n if ts_shared else ts
+    windows = [windows] * n if w_shared else windows
+    panes = [panes] * n if p_shared else panes
+    make = WindowedValue.of
+    return [make(v, t, w, p) for v, t, w, p in zip(values, ts, windows, panes)]
+
+
+class ExchangeOutput(Operator):
+    """The producer end of a non-forward edge: routes each element to its consumer subtask.
+
+    Watermarks, idleness and the end go to every consumer subtask, data only
+    where it belongs (so every consumer knows when its input is complete).
+    """
+
+    def __init__(self, edge: Edge, consumer_label: str, subtask: int, parallelism: int,
+                 max_parallelism: int, send: Send) -> None:
+        super().__init__(f"{consumer_label}/exchange", 1)
+        self.edge = edge
+        self.consumer_label = consumer_label
+        self.subtask = subtask
+        self.parallelism = parallelism
+        self.max_parallelism = max_parallelism
+        self.send = send
+        self._destinations: Dict[Any, int] = {}
+
+    def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
+        edge_id, partitioning = self.edge.edge_id, self.edge.partitioning
+        if partitioning == BROADCAST:
+            for destination in range(self.parallelism):
+                self.send(destination, DATA, edge_id, batch)
+        elif partitioning == SINGLETON:
+            self.send(0, DATA, edge_id, batch)
+        else:
+            for destination, part in self._split_by_key(batch).items():
+                self.send(destination, DATA, edge_id, part)
+
+    def _split_by_key(self, batch: List[WindowedValue]) -> Dict[int, List[WindowedValue]]:
+        if self.parallelism == 1:
+            return {0: batch}
+        parts: Dict[int, List[WindowedValue]] = {}
+        cache = self._destinations
+        for wv in batch:
+            value = wv.value
+            key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _UNKEYED
+            if type(key) in _CACHEABLE_KEYS:
+                destination = cache.get(key)
+                if destination is None:
+                    if len(cache) >= _CACHE_LIMIT:
+                        cache.clear()
+                    destination = cache[key] = self._destination(key)
+            else:
+                destination = self._destination(key)
+            part = parts.get(destination)
+            if part is None:
+                parts[destination] = [wv]
+            else:
+                part.append(wv)
+        return parts
+
+    def _destination(self, key: Any) -> int:
+        if key is _UNKEYED:
+            return self.subtask
+        try:
+            encoded = encode_key(key)
+        except Exception:
+            # The consumer rejects it with its own message (e.g. naming the key's type).
+            return self.subtask
+        return key_group_for(encoded, self.max_parallelism) * self.parallelism \
+            // self.max_parallelism
+
+    def advance(self, watermark: int) -> None:
+        self.output_watermark = watermark
+        kind, payload = (END, None) if watermark == MAX_MICROS else (WATERMARK, watermark)
+        for destination in range(self.parallelism):
+            self.send(destination, kind, self.edge.edge_id, payload)
+
+    def _set_output_idle(self, idle: bool) -> None:
+        if idle != self.output_idle:
+            self.output_idle = idle
+            for destination in range(self.parallelism):
+                self.send(destination, IDLE, self.edge.edge_id, idle)
+
+
+class InputGate(Operator):
+    """The consumer end of an edge: one input per producer subtask, merged into one."""
+
+    def __init__(self, edge: Edge, consumer_label: str, channels: int) -> None:
+        super().__init__(f"{consumer_label}/gate", channels)
+        self.edge = edge
+
+    def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
+        self.emit_batch(None, batch)
+
+    def deliver(self, channel: int, kind: int, payload: Any) -> None:
+        """Apply one frame that arrived from producer subtask ``channel``."""
+        if kind == DATA:
+            self.process_batch(channel, payload)
+        elif kind == WATERMARK:
+            self.on_watermark(channel, payload)
+        elif kind == END:
+            self.on_watermark(channel, MAX_MICROS)
+        elif kind == IDLE:
+            self.set_input_idle(channel, payload)
+        else:
+            raise RuntimeError(f"Internal error: frame kind {kind} on edge {self.edge.edge_id} "
+                               "is not handled (checkpoint barriers are not implemented yet)")
+

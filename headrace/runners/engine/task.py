@@ -1,0 +1,132 @@
+"""One subtask of every stage: the operators one worker runs, wired to its exchanges.
+
+Forward edges are plain calls from producer to consumer (the fused chain);
+other edges end in an :class:`ExchangeOutput` and begin, on the consumer
+side, at an :class:`InputGate`. Frames addressed to this subtask itself are
+delivered at once, without serialization.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+from headrace.runners.engine.exchange import ExchangeOutput, InputGate
+from headrace.runners.engine.plan import FINALIZE, FORWARD, WRITE, PhysicalPlan, PlanNode
+from headrace.runners.operators.base import FinalizeWriteOperator, Operator, WriteOperator
+from headrace.runners.operators.factory import make_operator
+from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
+from headrace.runners.operators.pardo_operator import ParDoOperator
+from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
+from headrace.sdk.primitives import Read
+from headrace.sdk.timestamp import MAX_MICROS
+
+#: send(destination subtask, frame kind, edge id, payload) for frames to other subtasks.
+RemoteSend = Callable[[int, int, int, Any], None]
+
+
+class SubtaskGraph:
+    """The operators of subtask ``subtask`` of ``plan``, wired together."""
+
+    def __init__(self, plan: PhysicalPlan, subtask: int, clock: Any, streaming: bool,
+                 remote_send: RemoteSend) -> None:
+        self.plan = plan
+        self.subtask = subtask
+        self.remote_send = remote_send
+        self.clock = clock
+        self.operators: Dict[int, Operator] = {}
+        self.gates: Dict[int, InputGate] = {}
+        for node in plan.nodes:
+            operator = self.operators[node.node_id] = self._make(node)
+            operator.clock = clock
+            if isinstance(operator, (ParDoOperator, GroupByKeyOperator, CombinePerKeyOperator)):
+                operator.bundle_per_batch = streaming
+        for edge in plan.edges:
+            producer = self.operators[edge.producer]
+            consumer = self.operators[edge.consumer]
+            if edge.partitioning == FORWARD:
+                producer.receivers.setdefault(edge.tag, []).append((consumer, edge.index))
+                continue
+            exchange = ExchangeOutput(edge, consumer.label, subtask, plan.parallelism,
+                                      plan.max_parallelism, self.send)
+            producer.receivers.setdefault(edge.tag, []).append((exchange, 0))
+            gate = self.gates[edge.edge_id] = InputGate(edge, consumer.label, plan.parallelism)
+            gate.receivers[None] = [(consumer, edge.index)]
+        self.readers = [op for op in self.operators.values() if isinstance(op, ReadOperator)]
+        self.streams = [op for op in self.operators.values()
+                        if isinstance(op, TestStreamOperator)]
+
+    def _make(self, node: PlanNode) -> Operator:
+        transform = node.transform_node.transform
+        plan, subtask = self.plan, self.subtask
+        if node.role == WRITE:
+            return WriteOperator(node.label, transform.sink, subtask, plan.parallelism)
+        if node.role == FINALIZE:
+            return FinalizeWriteOperator(node.label, transform.sink)
+        operator = make_operator(node.transform_node)
+        if isinstance(transform, Read):
+            operator.assigned = _SplitShare(transform.source, subtask, plan.parallelism)
+        return operator
+
+    def send(self, destination: int, kind: int, edge_id: int, payload: Any) -> None:
+        if destination == self.subtask:
+            self.gates[edge_id].deliver(destination, kind, payload)
+        else:
+            self.remote_send(destination, kind, edge_id, payload)
+
+    def deliver(self, source: int, kind: int, edge_id: int, payload: Any) -> None:
+        """A frame from subtask ``source``."""
+        self.gates[edge_id].deliver(source, kind, payload)
+
+    def start(self) -> List[Operator]:
+        """Start every operator and open the readers; returns those started (to close)."""
+        started: List[Operator] = []
+        try:
+            for operator in self.operators.values():
+                operator.start()
+                started.append(operator)
+            for reader in self.readers:
+                reader.open_splits(reader.assigned)
+            for operator in self.operators.values():
+                if not operator.input_watermarks and not isinstance(
+                        operator, (ReadOperator, TestStreamOperator)):
+                    operator.advance(MAX_MICROS)
+        except BaseException:
+            close_all(started)
+            raise
+        return started
+
+    def finished(self) -> bool:
+        """Every input complete; with a TestStream (parallelism 1): its script is over."""
+        if self.streams:
+            return all(stream.finished for stream in self.streams)
+        return all(op.output_watermark == MAX_MICROS for op in self.operators.values())
+
+    def next_processing_time(self) -> Optional[int]:
+        times = [t for op in self.operators.values()
+                 if (t := op.next_processing_time()) is not None]
+        return min(times) if times else None
+
+
+class _SplitShare:
+    """This subtask's share of a source's splits: every ``parallelism``-th, from ``subtask``.
+
+    Every worker computes the same split list, so ``Source.split`` must be
+    deterministic (the built-in sources are).
+    """
+
+    def __init__(self, source: Any, subtask: int, parallelism: int) -> None:
+        self.source, self.subtask, self.parallelism = source, subtask, parallelism
+
+    def __call__(self) -> List[Any]:
+        return list(self.source.split(self.parallelism))[self.subtask::self.parallelism]
+
+
+def close_all(operators: List[Operator]) -> None:
+    """Close every operator; raise the first failure after trying them all."""
+    error = None
+    for operator in operators:
+        try:
+            operator.close()
+        except Exception as exc:
+            error = error or exc
+    if error is not None:
+        raise error

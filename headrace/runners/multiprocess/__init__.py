@@ -1,0 +1,1 @@
+"""The multiprocess runner: a coordinator and worker processes on one machine."""

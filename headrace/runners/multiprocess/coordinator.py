@@ -1,0 +1,187 @@
+"""The coordinator: starts the workers, watches them, shows progress, and always cleans up.
+
+Workers are started with the ``multiprocess`` package; the plan (with the
+user's code) is shipped to each once, as cloudpickle bytes. Every pair of
+workers gets a pipe in each direction for data; each worker has a control
+pipe to the coordinator for progress, its result or its error. The
+coordinator waits on the control pipes and on the process sentinels, so a
+worker that dies (even by SIGKILL) is noticed at once and the job fails with
+a message naming it. Whatever happens, every worker is gone when
+:meth:`Coordinator.run` returns or raises.
+"""
+from __future__ import annotations
+
+import signal
+import time
+import warnings
+from typing import Any, Dict, List, Optional, Tuple
+
+import cloudpickle
+import multiprocess
+import tblib.pickling_support  # noqa: F401  (unpickles the workers' tracebacks)
+from multiprocess.connection import wait
+
+from headrace.runners.engine.plan import FORWARD, PhysicalPlan
+from headrace.runners.engine.runtime import ExchangeSettings
+from headrace.runners.engine.transport import enlarge_pipe
+from headrace.runners.multiprocess.progress import ProgressDisplay, StageProgress
+from headrace.runners.multiprocess.worker import worker_main
+from headrace.sdk.timestamp import MIN_MICROS
+
+#: How often the coordinator wakes without news (seconds); also the progress refresh.
+TICK = 0.25
+#: How long a worker gets to exit after SIGTERM before SIGKILL (seconds).
+TERMINATE_GRACE = 2.0
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process died without reporting an error of the user's code."""
+
+
+class Coordinator:
+    """Runs ``plan`` on ``plan.parallelism`` worker processes."""
+
+    def __init__(self, plan: PhysicalPlan, streaming: bool, settings: ExchangeSettings,
+                 display: ProgressDisplay) -> None:
+        self.plan = plan
+        self.streaming = streaming
+        self.settings = settings
+        self.display = display
+        self.processes: List[Any] = []
+        self.progress: Dict[int, Dict[str, Any]] = {}
+        self._last_backpressure: Dict[int, Tuple[float, float]] = {}
+
+    def run(self) -> List[Any]:
+        """Run the job to its end; returns every step's metric snapshots from every worker."""
+        context = multiprocess.get_context("fork")
+        parallelism = self.plan.parallelism
+        job = cloudpickle.dumps((self.plan, self.streaming), protocol=5)
+        data_pipes = {(src, dst): context.Pipe(duplex=False)
+                      for src in range(parallelism) for dst in range(parallelism) if src != dst}
+        for _, writer in data_pipes.values():
+            enlarge_pipe(writer.fileno())
+        controls = [context.Pipe() for _ in range(parallelism)]
+        try:
+            for subtask in range(parallelism):
+                inboxes = {src: data_pipes[(src, subtask)][0]
+                           for src in range(parallelism) if src != subtask}
+                outboxes = {dst: data_pipes[(subtask, dst)][1]
+                            for dst in range(parallelism) if dst != subtask}
+                process = context.Process(
+                    target=worker_main, name=f"headrace-worker-{subtask}", daemon=True,
+                    args=(subtask, job, inboxes, outboxes, controls[subtask][1], self.settings))
+                process.start()
+                self.processes.append(process)
+            for reader, writer in data_pipes.values():
+                reader.close()
+                writer.close()
+            for _, worker_end in controls:
+                worker_end.close()
+            return self._watch([coordinator_end for coordinator_end, _ in controls])
+        finally:
+            self.stop()
+            for coordinator_end, _ in controls:
+                coordinator_end.close()
+            self.display.close()
+
+    def _watch(self, controls: List[Any]) -> List[Any]:
+        snapshots: Dict[int, List[Any]] = {}
+        sentinels = {process.sentinel: subtask for subtask, process in enumerate(self.processes)}
+        by_connection = {id(conn): subtask for subtask, conn in enumerate(controls)}
+        while len(snapshots) < len(self.processes):
+            ready = wait([c for i, c in enumerate(controls) if i not in snapshots]
+                         + [s for s, i in sentinels.items() if i not in snapshots], TICK)
+            for item in ready:
+                subtask = by_connection.get(id(item))
+                if subtask is not None:
+                    self._receive(subtask, controls[subtask], snapshots)
+            for item in ready:
+                subtask = sentinels.get(item)
+                if subtask is not None and subtask not in snapshots:
+                    if controls[subtask].poll():  # its last words arrived with its exit
+                        self._receive(subtask, controls[subtask], snapshots)
+                    if subtask not in snapshots:
+                        raise WorkerFailed(self._death_message(subtask))
+            self._show_progress()
+        return [snapshot for subtask in sorted(snapshots) for snapshot in snapshots[subtask]]
+
+    def _receive(self, subtask: int, connection: Any, snapshots: Dict[int, List[Any]]) -> None:
+        try:
+            message = cloudpickle.loads(connection.recv_bytes())
+        except (EOFError, OSError):
+            return  # the sentinel tells how it ended
+        kind = message[0]
+        if kind == "progress":
+            self.progress[subtask] = message[1]
+        elif kind == "warning":
+            category, text, filename, lineno = message[1:]
+            warnings.warn_explicit(text, category, filename, lineno)
+        elif kind == "done":
+            snapshots[subtask] = message[1]
+            self.progress[subtask] = message[2]
+        elif kind == "error":
+            exc, text = message[1], message[2]
+            if exc is None:
+                raise WorkerFailed(f"headrace worker {subtask} failed:\n{text}")
+            raise exc  # with the worker's traceback (tblib), so the user's frames show
+
+    def _death_message(self, subtask: int) -> str:
+        process = self.processes[subtask]
+        process.join(TICK)
+        code = process.exitcode
+        how = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
+               else f"exit code {code}")
+        return (f"headrace worker {subtask} of {len(self.processes)} (pid {process.pid}) died "
+                f"unexpectedly ({how}); the job failed. Restarting from a checkpoint is not "
+                "implemented yet.")
+
+    def stop(self) -> None:
+        """End every worker still running: SIGTERM, then SIGKILL after a grace period."""
+        alive = [p for p in self.processes if p.is_alive()]
+        for process in alive:
+            process.terminate()
+        deadline = time.monotonic() + TERMINATE_GRACE
+        for process in alive:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in alive:
+            if process.is_alive():
+                process.kill()
+                process.join(TERMINATE_GRACE)
+        for process in self.processes:
+            process.join(0)
+
+    def stage_progress(self) -> List[StageProgress]:
+        """The figures of every stage, summed (records) or combined (watermarks) over workers."""
+        stages = []
+        now = time.monotonic()
+        backpressure = self._backpressure(now)
+        for stage in self.plan.stages:
+            last = stage.node_ids[-1]
+            records, watermarks = 0, []
+            for progress in self.progress.values():
+                count, watermark = progress["nodes"][last]
+                records += count
+                watermarks.append(watermark)
+            exchanging = any(edge.partitioning != FORWARD for edge in self.plan.consumers(last))
+            watermark: Optional[int] = min(watermarks) if watermarks else None
+            if watermark == MIN_MICROS:
+                watermark = None
+            stages.append(StageProgress(stage.name, records, watermark,
+                                        backpressure if exchanging else 0.0))
+        return stages
+
+    def _backpressure(self, now: float) -> float:
+        """The largest share of the last interval any worker spent with its sources paused."""
+        worst = 0.0
+        for subtask, progress in self.progress.items():
+            total = progress["backpressured_time"]
+            then, before = self._last_backpressure.get(subtask, (now - TICK, 0.0))
+            if now > then:
+                worst = max(worst, min(1.0, (total - before) / (now - then)))
+            self._last_backpressure[subtask] = (now, total)
+        return worst
+
+    def _show_progress(self) -> None:
+        if self.progress:
+            self.display.update(self.stage_progress())
+

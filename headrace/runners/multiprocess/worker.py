@@ -1,0 +1,96 @@
+"""A worker process: one subtask of every stage, until its inputs end or it fails."""
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import traceback
+import warnings
+from typing import Any, Dict
+
+import cloudpickle
+from tblib import pickling_support
+
+from headrace.runners.engine.runtime import ExchangeSettings, SubtaskRuntime
+from headrace.runners.engine.task import SubtaskGraph, close_all
+from headrace.runners.engine.transport import Inbox, Outbox
+from headrace.runners.operators.clock import ManualClock, WallClock
+from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName
+
+#: Counter of the records each step emitted (the progress display's figure, kept in metrics).
+RECORDS_OUT = MetricName(SYSTEM_NAMESPACE, "records_out")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this worker if the coordinator dies, so none is left behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the coordinator's pipe closing still ends us
+        pass
+
+
+def send(connection: Any, message: Any) -> None:
+    connection.send_bytes(cloudpickle.dumps(message, protocol=5))
+
+
+def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
+                outbox_connections: Dict[int, Any], control: Any,
+                settings: ExchangeSettings) -> None:
+    """Entry point of worker ``subtask``: run its graph, report progress, then metrics."""
+    _die_with_parent()
+    # Ctrl-C reaches the whole process group: the coordinator alone decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _forward_warnings(control)
+    try:
+        plan, streaming = cloudpickle.loads(job)
+        clock = ManualClock() if plan.has_test_stream() else WallClock()
+        graph = SubtaskGraph(plan, subtask, clock, streaming, None)
+        inboxes = {source: Inbox(c.fileno()) for source, c in inbox_connections.items()}
+        outboxes = {dest: Outbox(c.fileno()) for dest, c in outbox_connections.items()}
+
+        def on_control() -> None:
+            if control.poll():
+                message = control.recv_bytes()  # EOFError: the coordinator is gone
+                raise SystemExit(f"worker {subtask} stopped by the coordinator: {message!r}")
+
+        runtime = SubtaskRuntime(graph, inboxes, outboxes, settings,
+                                 lambda progress: send(control, ("progress", progress)),
+                                 control.fileno(), on_control)
+        started = graph.start()
+        try:
+            runtime.run()
+        finally:
+            close_all(started)
+        snapshots = []
+        for operator in graph.operators.values():
+            operator.metrics.counter(RECORDS_OUT).inc(operator.records_out)
+            snapshots.append(operator.metrics.snapshot())
+        send(control, ("done", snapshots, runtime.progress()))
+    except BaseException as exc:  # report everything, even SystemExit, then end quietly
+        send(control, ("error", _picklable(exc), traceback.format_exc()))
+    finally:
+        control.close()
+
+
+def _forward_warnings(control: Any) -> None:
+    """Show warnings (e.g. from user code) where the user looks: in the coordinator."""
+    def show(message: Any, category: Any, filename: str, lineno: int, *_: Any) -> None:
+        send(control, ("warning", category, str(message), filename, lineno))
+
+    warnings.showwarning = show
+
+
+def _picklable(exc: BaseException) -> Any:
+    """The exception with its traceback when it survives pickling (its type reaches the user)."""
+    try:
+        pickling_support.install(exc)
+        pickle.loads(cloudpickle.dumps(exc))
+        return exc
+    except Exception:
+        return None
+
+
+def worker_process_name(subtask: int) -> str:
+    return f"headrace-worker-{subtask}-of-{os.getpid()}"
