@@ -9,43 +9,64 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Tuple
 
 Record = Tuple[int, int, float]
+#: Records per generated chunk: the unit a source split (or the loop) generates at once.
+CHUNK = 10_000
 
 
-def make_records(count: int, num_keys: int = 1000, span: float = 1000.0,
-                 seed: int = 1) -> List[Record]:
-    rng = random.Random(seed)
-    step = span / count
-    return [(rng.randrange(num_keys), rng.randrange(100), i * step) for i in range(count)]
+def generate_chunk(index: int, total: int, num_keys: int = 1000,
+                   span: float = 1000.0) -> List[Record]:
+    """Chunk ``index`` of ``total`` records: seeded, so every engine sees the same data."""
+    rand = random.Random(index).random
+    step = span / total
+    base = index * CHUNK
+    return [(int(rand() * num_keys), int(rand() * 100), (base + i) * step)
+            for i in range(min(CHUNK, total - base))]
+
+
+def chunk_indexes(total: int) -> List[int]:
+    return list(range(-(-total // CHUNK)))
+
+
+def records(total: int) -> Iterator[Record]:
+    """All ``total`` records, generated chunk by chunk (what the plain loops read)."""
+    for index in chunk_indexes(total):
+        yield from generate_chunk(index, total)
+
+
+def source(beam: Any, p: Any, total: int) -> Any:
+    """The same records inside a pipeline: chunk numbers, each expanded where it is read."""
+    return (p | "Chunks" >> beam.Create(chunk_indexes(total))
+            | "Generate" >> beam.FlatMap(generate_chunk, total))
 
 
 # -- W1: map, filter half, count ---------------------------------------------------------------
-def w1_plain(records: List[Record]) -> int:
+def w1_plain(total: int) -> int:
     count = 0
-    for key, value, _ in records:
+    for key, value, _ in records(total):
         doubled = value * 2 + key
         if doubled % 2 == 0:
             count += 1
     return count
 
 
-def w1_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
-    return (p | beam.Create(records)
+def w1_pipeline(beam: Any, p: Any, total: int) -> Any:
+    return (source(beam, p, total)
             | beam.Map(lambda r: r[1] * 2 + r[0])
             | beam.Filter(lambda x: x % 2 == 0)
             | beam.combiners.Count.Globally())
 
 
-def w1_check(result: List[Any], records: List[Record]) -> bool:
-    return result == [w1_plain(records)]
+def w1_check(result: List[Any], total: int) -> bool:
+    return result == [w1_plain(total)]
 
 
 # -- W2: 10 s tumbling windows, sum per key and window ------------------------------------------
-def w2_plain(records: List[Record]) -> Dict[Tuple[int, int], int]:
+def w2_plain(total: int) -> Dict[Tuple[int, int], int]:
     sums: Dict[Tuple[int, int], int] = defaultdict(int)
-    for key, value, event_time in records:
+    for key, value, event_time in records(total):
         sums[(key, int(event_time // 10))] += value
     return sums
 
@@ -54,8 +75,8 @@ def _timestamped(beam: Any) -> Callable[[Record], Any]:
     return lambda r: beam.window.TimestampedValue((r[0], r[1]), r[2])
 
 
-def w2_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
-    return (p | beam.Create(records)
+def w2_pipeline(beam: Any, p: Any, total: int) -> Any:
+    return (source(beam, p, total)
             | beam.Map(_timestamped(beam))
             | beam.WindowInto(beam.window.FixedWindows(10))
             | beam.CombinePerKey(sum)
@@ -63,14 +84,14 @@ def w2_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
             | beam.combiners.Count.Globally())
 
 
-def w2_check(result: List[Any], records: List[Record]) -> bool:
-    return result == [len(w2_plain(records))]
+def w2_check(result: List[Any], total: int) -> bool:
+    return result == [len(w2_plain(total))]
 
 
 # -- W3: session windows (gap 5 s), sum per key and session --------------------------------------
-def w3_plain(records: List[Record]) -> int:
+def w3_plain(total: int) -> int:
     by_key: Dict[int, List[Tuple[float, int]]] = defaultdict(list)
-    for key, value, event_time in records:
+    for key, value, event_time in records(total):
         by_key[key].append((event_time, value))
     sessions = 0
     for events in by_key.values():
@@ -85,8 +106,8 @@ def w3_plain(records: List[Record]) -> int:
     return sessions
 
 
-def w3_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
-    return (p | beam.Create(records)
+def w3_pipeline(beam: Any, p: Any, total: int) -> Any:
+    return (source(beam, p, total)
             | beam.Map(_timestamped(beam))
             | beam.WindowInto(beam.window.Sessions(5))
             | beam.CombinePerKey(sum)
@@ -94,12 +115,12 @@ def w3_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
             | beam.combiners.Count.Globally())
 
 
-def w3_check(result: List[Any], records: List[Record]) -> bool:
-    return result == [w3_plain(records)]
+def w3_check(result: List[Any], total: int) -> bool:
+    return result == [w3_plain(total)]
 
 
 # -- W4: W2 through a stateful DoFn with a value state and an event-time timer ------------------
-def w4_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
+def w4_pipeline(beam: Any, p: Any, total: int) -> Any:
     userstate = beam.transforms.userstate
     timeutil = beam.transforms.timeutil
 
@@ -119,7 +140,7 @@ def w4_pipeline(beam: Any, p: Any, records: List[Record]) -> Any:
         def on_flush(self, key=beam.DoFn.KeyParam, total=beam.DoFn.StateParam(TOTAL)):
             yield key, total.read()
 
-    return (p | beam.Create(records)
+    return (source(beam, p, total)
             | beam.Map(_timestamped(beam))
             | beam.WindowInto(beam.window.FixedWindows(10))
             | beam.ParDo(SumPerWindow())
@@ -131,9 +152,9 @@ class Workload(NamedTuple):
     name: str
     description: str
     records: int
-    plain: Callable[[List[Record]], Any]
-    pipeline: Callable[[Any, Any, List[Record]], Any]
-    check: Callable[[List[Any], List[Record]], bool]
+    plain: Callable[[int], Any]
+    pipeline: Callable[[Any, Any, int], Any]
+    check: Callable[[List[Any], int], bool]
 
 
 def workloads(scale: float) -> List[Workload]:

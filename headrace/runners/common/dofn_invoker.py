@@ -65,8 +65,8 @@ class DoFnInvoker:
         self.context_params = [extra for kind, extra in
                                (*self._positional, *self._keyword.values()) if kind == _CONTEXT]
         self.simple = kinds <= {_ELEMENT, _ARG}
-        self._static_args = tuple(v for _, v in self._positional[1:])
-        self._static_kwargs = {k: v for k, (_, v) in self._keyword.items()}
+        self.static_args = tuple(v for _, v in self._positional[1:])
+        self.static_kwargs = {k: v for k, (_, v) in self._keyword.items()}
 
     def _plan(self, signature: inspect.Signature, remaining: list, kwargs: dict) -> None:
         params = list(signature.parameters.values())
@@ -123,7 +123,7 @@ class DoFnInvoker:
         ``context(marker)`` resolves the context parameters (pane info, key, state, timers).
         """
         if self.simple:
-            return self.method(value, *self._static_args, **self._static_kwargs)
+            return self.method(value, *self.static_args, **self.static_kwargs)
 
         def resolve(kind: int, extra: Any) -> Any:
             if kind == _ARG:

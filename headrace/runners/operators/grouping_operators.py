@@ -12,7 +12,7 @@ namespace of the step's metrics.
 """
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.common.grouping import (
@@ -29,6 +29,7 @@ from headrace.sdk.serialization import loads_user_code
 from headrace.sdk.windowed_value import WindowedValue
 from headrace.sdk.windowing import Windowing
 
+_CACHEABLE_KEYS = (str, int, bytes, type(None))
 #: Elements (counted once per window) dropped because the window was past allowed lateness.
 DROPPED_LATE = MetricName(SYSTEM_NAMESPACE, "dropped_late_elements")
 #: Elements dropped because their window's trigger had finished (Beam: droppedDueToClosedWindow).
@@ -67,6 +68,8 @@ class _GroupingOperator(Operator):
         label = self.label
         keyed = []
         append = keyed.append
+        # Keys repeat within a batch; these types' equality matches their encoding's.
+        encoded: Dict[Any, bytes] = {}
         try:
             for wv in batch:
                 element = wv.value
@@ -74,7 +77,13 @@ class _GroupingOperator(Operator):
                     key, value = element
                 else:
                     key, value = split_key_value(element, label)
-                append((encode_key(key), key, value, wv.timestamp_micros, wv.windows))
+                if type(key) in _CACHEABLE_KEYS:
+                    code = encoded.get(key)
+                    if code is None:
+                        code = encoded[key] = encode_key(key)
+                else:
+                    code = encode_key(key)
+                append((code, key, value, wv.timestamp_micros, wv.windows))
         except Exception as exc:
             reraise_with_label(exc, label)
         return keyed

@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Optional
 from headrace.runners.common.dofn_invoker import make_process_invoker
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.operators.base import Operator
+from headrace.sdk.callable_dofn import CallableWrapperDoFn
 from headrace.sdk.metrics import metrics_scope
 from headrace.sdk.pvalue import AsSideInput, TaggedOutput
 from headrace.sdk.serialization import loads_user_code
@@ -16,6 +17,8 @@ from headrace.sdk.windowed_value import PANE_INFO_UNKNOWN, WindowedValue
 from headrace.sdk.windowing import Windowing
 
 _LOG = logging.getLogger(__name__)
+#: Outputs that are more than a value: they need _emit_results' handling.
+_SPECIAL_OUTPUTS = (TaggedOutput, TimestampedValue, WindowedValue)
 
 
 class SideInput:
@@ -68,6 +71,10 @@ class ParDoOperator(Operator):
         self.outputs: Dict[Optional[str], List[WindowedValue]] = {}
         #: Streaming ends a bundle after every batch; batch execution at the final watermark.
         self.bundle_per_batch = False
+        #: "map", "flatmap" or "filter" when this is one of those over a plain function.
+        self.simple_kind = (self.fn.kind if isinstance(self.fn, CallableWrapperDoFn)
+                            and self.fn.kind in ("map", "flatmap", "filter")
+                            and self.invoker.simple and not self.sides else None)
 
     def start(self) -> None:
         with metrics_scope(self.metrics):
@@ -120,6 +127,9 @@ class ParDoOperator(Operator):
         self.outputs = {}
         with metrics_scope(self.metrics):
             try:
+                if self.simple_kind is not None:
+                    self._process_simple(batch)
+                    batch = ()
                 for wv in batch:
                     if invoker.uses_window:
                         for window in wv.windows:
@@ -137,6 +147,37 @@ class ParDoOperator(Operator):
             except Exception as exc:
                 reraise_with_label(exc, self.label)
         self._flush_outputs()
+
+    def _process_simple(self, batch: List[WindowedValue]) -> None:
+        """Map, FlatMap and Filter of a plain function: one comprehension per batch.
+
+        Outputs that need more than a new value (tagged, timestamped or windowed) are
+        rare; they go through :meth:`_emit_results` afterwards, in order.
+        """
+        fn, kind = self.fn.fn, self.simple_kind
+        args, kwargs = self.invoker.static_args, self.invoker.static_kwargs
+        make = WindowedValue.of
+        if kind == "filter":
+            self.outputs[None] = [wv for wv in batch if fn(wv.value, *args, **kwargs)]
+            return
+        if kind == "map":
+            out = [make(fn(wv.value, *args, **kwargs), wv.timestamp_micros, wv.windows,
+                        wv.pane_info) for wv in batch]
+        else:
+            out = []
+            for wv in batch:
+                results = fn(wv.value, *args, **kwargs)
+                if results is None:
+                    continue
+                if isinstance(results, (str, bytes, dict)):
+                    self._emit_results(results, 0, (), None)  # raises the usual TypeError
+                timestamp, windows, pane = wv.timestamp_micros, wv.windows, wv.pane_info
+                out.extend([make(r, timestamp, windows, pane) for r in results])
+        if any(type(wv.value) in _SPECIAL_OUTPUTS for wv in out):
+            for wv in out:
+                self._emit_results((wv.value,), wv.timestamp_micros, wv.windows, wv.pane_info)
+            return
+        self.outputs[None] = out
 
     def _drop_undeclared(self, tag: str) -> None:
         """Beam drops outputs to tags nobody reads; say so once, so a typo is findable."""
