@@ -32,5 +32,5 @@ def pytest_configure(config: Any) -> None:
     for marker in ("it_postcommit", "it_validatesrunner", "no_sickbay_batch",
                    "no_sickbay_streaming", "no_xdist", "uses_pytorch", "uses_tensorflow",
                    "sickbay_direct", "sickbay_flink", "sickbay_spark", "sickbay_dataflow",
-                   "uses_testcontainer", "it_dataflow_arm"):
+                   "uses_testcontainer", "it_dataflow_arm", "uses_dill"):
         config.addinivalue_line("markers", f"{marker}: Beam test marker")

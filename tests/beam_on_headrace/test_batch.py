@@ -144,24 +144,14 @@ def test_unsupported_transform_names_it():
     from headrace.runners.beam.from_beam_windowing import UnsupportedBeamFeature
     from headrace.runners.beam.headrace_runner import HeadraceRunner
 
-    class _Splittable(beam.DoFn, beam.transforms.core.RestrictionProvider):
-        def initial_restriction(self, element):
-            from apache_beam.io.restriction_trackers import OffsetRange
-            return OffsetRange(0, 1)
-
-        def create_tracker(self, restriction):
-            from apache_beam.io.restriction_trackers import OffsetRestrictionTracker
-            return OffsetRestrictionTracker(restriction)
-
-        def restriction_size(self, element, restriction):
-            return 1
-
-        def process(self, e, tracker=beam.DoFn.RestrictionParam()):
+    class _Finalizing(beam.DoFn):
+        def process(self, e, finalizer=beam.DoFn.BundleFinalizerParam):
             yield e
 
     p = beam.Pipeline(runner=HeadraceRunner())
-    _ = p | beam.Create([1]) | "MySDF" >> beam.ParDo(_Splittable())
-    with pytest.raises(UnsupportedBeamFeature, match=r"'MySDF'.*ParDo.*beam:transform:pardo"):
+    _ = p | beam.Create([1]) | "MyFinalizer" >> beam.ParDo(_Finalizing())
+    with pytest.raises(UnsupportedBeamFeature,
+                       match=r"'MyFinalizer'.*ParDo.*beam:transform:pardo.*BundleFinalizerParam"):
         p.run()
 
 

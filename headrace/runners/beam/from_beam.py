@@ -7,7 +7,9 @@ same transform objects at the leaves. Composites are expanded into their
 parts, except those headrace runs better as a whole (``CombinePerKey``,
 lifted, and a bounded ``Read``). Every headrace primitive is applied at the
 root under the Beam transform's full label, so errors and metrics name the
-step the Beam user wrote.
+step the Beam user wrote (a ``Read`` is named after the step of Beam's own
+expansion that reads the source, as on Beam's runners). Groupings are
+wrapped as :mod:`headrace.runners.beam.from_beam_grouping` describes.
 """
 from __future__ import annotations
 
@@ -17,12 +19,18 @@ from apache_beam.io import iobase as beam_iobase
 from apache_beam.testing import test_stream as beam_test_stream
 from apache_beam.transforms import core as beam_core
 
-from headrace.runners.beam.from_beam_dofn import BeamCombineFnAdapter, BeamDoFnAdapter
+from headrace.runners.beam.from_beam_dofn import BeamCombineFnAdapter
+from headrace.runners.beam.from_beam_grouping import (
+    BeamGroupedOutput,
+    KeyByBeamCoder,
+    beam_key_coder,
+)
 from headrace.runners.beam.from_beam_io import (
     BeamBoundedSource,
     BeamSideInputView,
     translate_test_stream,
 )
+from headrace.runners.beam.from_beam_sdf import adapt_beam_dofn
 from headrace.runners.beam.from_beam_windowing import UnsupportedBeamFeature, translate_windowing
 from headrace.sdk.options import PipelineOptions
 from headrace.sdk.pardo import ParDo
@@ -108,18 +116,35 @@ class BeamPipelineTranslator:
                 and node.parts:
             # Lifted: headrace's CombinePerKey pre-combines, as Beam's runners do.
             fn = BeamCombineFnAdapter(transform.fn)
-            applied = self._apply(node, CombinePerKey(fn, *transform.args, **transform.kwargs),
-                                  self._inputs(node)[0])
+            applied = self._apply_grouping(
+                node, CombinePerKey(fn, *transform.args, **transform.kwargs))
             self._map_outputs(node, applied)
             return True
         if isinstance(transform, beam_iobase.Read) and node.parts:
             source = transform.source
             if not isinstance(source, beam_iobase.BoundedSource):
                 raise unsupported(node, "only bounded Beam sources can be read")
-            applied = self._apply(node, Read(BeamBoundedSource(source)), self.pipeline)
-            self._map_outputs(node, applied)
+            label = _reading_step(node).full_label
+            self.pipeline.apply(Read(BeamBoundedSource(source, label)), self.pipeline,
+                                label=label)
+            self._map_outputs(node, self.pipeline.root.parts[-1])
             return True
         return False
+
+    def _apply_grouping(self, node: Any, transform: Any) -> AppliedTransform:
+        """Apply a headrace grouping for a Beam one, with what Beam's runners do around it:
+        keys headrace cannot encode keyed by Beam's key coder, and millisecond timestamps."""
+        beam_input = next(iter(node.main_inputs.values()))
+        pcoll = self._get(beam_input, node)
+        coder = beam_key_coder(beam_input, self.beam_pipeline._options, node.full_label)
+        if coder is not None:
+            self.pipeline.apply(ParDo(KeyByBeamCoder(coder)), pcoll,
+                                label=f"{node.full_label}/HeadraceKeyByBeamCoder")
+            pcoll = self.pipeline.root.parts[-1].outputs[None]
+        grouped = self._apply(node, transform, pcoll).outputs[None]
+        self.pipeline.apply(ParDo(BeamGroupedOutput(coder)), grouped,
+                            label=f"{node.full_label}/HeadraceBeamOutput")
+        return self.pipeline.root.parts[-1]
 
     def _translate_leaf(self, node: Any) -> None:
         transform = node.transform
@@ -134,7 +159,7 @@ class BeamPipelineTranslator:
         elif isinstance(transform, beam_core.ParDo):
             applied = self._translate_pardo(node)
         elif isinstance(transform, beam_core.GroupByKey):
-            applied = self._apply(node, GroupByKey(), self._inputs(node)[0])
+            applied = self._apply_grouping(node, GroupByKey())
         elif isinstance(transform, beam_core.Flatten):
             pcolls = tuple(self._inputs(node))
             applied = self._apply(node, Flatten(pipeline=self.pipeline), pcolls)
@@ -149,7 +174,7 @@ class BeamPipelineTranslator:
         views = [BeamSideInputView(self._get(view.pvalue, node), view)
                  for view in node.side_inputs]
         try:
-            fn = BeamDoFnAdapter(transform.fn, transform.args, transform.kwargs, len(views),
+            fn = adapt_beam_dofn(transform.fn, transform.args, transform.kwargs, len(views),
                                  node.full_label)
         except UnsupportedBeamFeature as exc:
             raise unsupported(node, str(exc)) from None
@@ -158,6 +183,16 @@ class BeamPipelineTranslator:
         if tags:
             pardo = pardo.with_outputs(*tags, main=None)
         return self._apply(node, pardo, self._inputs(node)[0])
+
+
+def _reading_step(node: Any) -> Any:
+    """The leaf of a Beam composite's expansion that produces its output (for ``Read``:
+    ``Read/SDFBoundedSourceReader/ParDo(SDFBoundedSourceDoFn)``), or the composite."""
+    outputs = set(map(id, node.outputs.values()))
+    for part in reversed(node.parts):
+        if any(id(p) in outputs for p in part.outputs.values()):
+            return _reading_step(part) if part.parts else part
+    return node
 
 
 def translate_pipeline(beam_pipeline: Any, options: PipelineOptions) -> Pipeline:

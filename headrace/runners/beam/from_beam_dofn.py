@@ -10,7 +10,7 @@ and ``__signature__`` on the timer callbacks it creates).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from apache_beam.internal.util import insert_values_in_args
 from apache_beam.runners.common import DoFnSignature
@@ -122,7 +122,8 @@ class _CallPlan:
     arguments; keywords are passed through.
     """
 
-    def __init__(self, method: Any, label: str, takes_element: bool = True) -> None:
+    def __init__(self, method: Any, label: str, takes_element: bool = True,
+                 allowed: Tuple[type, ...] = ()) -> None:
         self.method = method.method_value
         self.label = label
         names: List[str] = list(method.args)
@@ -130,7 +131,7 @@ class _CallPlan:
         self.markers = [d for d in defaults if _is_beam_param(d)]
         for name, default in zip(names[len(names) - len(defaults):], defaults):
             if _is_beam_param(default):
-                _check_supported(default, label, name)
+                _check_supported(default, label, name, allowed)
         element_marker = any(_is_beam_param(d) and getattr(d, "param_id", None) == "ElementParam"
                              for d in defaults)
         self.leading_element = takes_element and not element_marker
@@ -149,8 +150,8 @@ def _is_beam_param(value: Any) -> bool:
                                              and issubclass(value, BeamParam))
 
 
-def _check_supported(marker: Any, label: str, name: str) -> None:
-    if isinstance(marker, (beam_core._StateDoFnParam, beam_core._TimerDoFnParam)):
+def _check_supported(marker: Any, label: str, name: str, allowed: Tuple[type, ...] = ()) -> None:
+    if isinstance(marker, (beam_core._StateDoFnParam, beam_core._TimerDoFnParam) + allowed):
         return
     if type(marker) is BeamParam and marker.param_id in _SIMPLE_PARAMS:
         return
@@ -164,8 +165,16 @@ class BeamDoFnAdapter(DoFn):
     """Runs one Beam ``DoFn`` (with its ParDo arguments) as a headrace ``DoFn``.
 
     ``side_count`` side-input values arrive positionally after the element and
-    replace Beam's side-input placeholders in ``args``/``kwargs``.
+    replace Beam's side-input placeholders in ``args``/``kwargs``. Splittable
+    DoFns run through the subclass in :mod:`headrace.runners.beam.from_beam_sdf`.
     """
+
+    #: Whether this adapter runs splittable DoFns.
+    splittable = False
+    #: Beam parameter markers a subclass supplies itself (beyond the simple ones).
+    extra_markers: Tuple[type, ...] = ()
+    #: Whether ``process`` always asks headrace for the element's timestamp.
+    needs_timestamp = False
 
     def __init__(self, beam_fn: Any, args: tuple, kwargs: dict, side_count: int,
                  label: str) -> None:
@@ -175,7 +184,7 @@ class BeamDoFnAdapter(DoFn):
         self.beam_kwargs = dict(kwargs)
         self.side_count = side_count
         signature = DoFnSignature(beam_fn)
-        if signature.is_splittable_dofn():
+        if signature.is_splittable_dofn() and not self.splittable:
             raise UnsupportedBeamFeature(f"{label}: splittable DoFn {type(beam_fn).__name__} "
                                          "(RestrictionParam) is not supported by headrace")
         # Wrappers (e.g. Beam's exception-handling DoFn) may set ``process`` per instance.
@@ -183,7 +192,7 @@ class BeamDoFnAdapter(DoFn):
         if getattr(process, "__func__", process) is beam_core.DoFn.process:
             raise UnsupportedBeamFeature(f"{label}: batched DoFn {type(beam_fn).__name__} "
                                          "(process_batch only) is not supported by headrace")
-        self.plan = _CallPlan(signature.process_method, label)
+        self.plan = _CallPlan(signature.process_method, label, allowed=self.extra_markers)
         state_specs, timer_specs = beam_userstate.get_dofn_specs(beam_fn)
         # Sorted by name: a stable order for the generated parameter names.
         self.state_specs = {s: translate_state_spec(s)
@@ -215,8 +224,9 @@ class BeamDoFnAdapter(DoFn):
                 if marker.param_id == "WindowedValueParam":
                     wanted["ts"] = DoFn.TimestampParam
                     wanted["pane"] = DoFn.PaneInfoParam
-        if for_timer:
+        if for_timer or self.needs_timestamp:
             wanted.setdefault("ts", DoFn.TimestampParam)
+        if for_timer:
             wanted.setdefault("win", DoFn.WindowParam)
         # Every spec appears in process: that is how headrace learns the DoFn's specs.
         for index, spec in enumerate(self.state_specs.values()):
@@ -243,7 +253,7 @@ class BeamDoFnAdapter(DoFn):
         return self.beam_fn.start_bundle()  # headrace refuses outputs, as Beam does
 
     def finish_bundle(self) -> Optional[Iterable[Any]]:
-        return _convert_outputs(self.beam_fn.finish_bundle())
+        return convert_outputs(self.beam_fn.finish_bundle())
 
     def teardown(self) -> None:
         self.beam_fn.teardown()
@@ -253,12 +263,15 @@ class BeamDoFnAdapter(DoFn):
 
     # -- calls ---------------------------------------------------------------------------------
     def process(self, element: Any, *sides: Any, **context: Any) -> Any:
-        if sides:
-            args, kwargs = insert_values_in_args(self.beam_args, self.beam_kwargs, sides)
-        else:
-            args, kwargs = self.beam_args, self.beam_kwargs
+        args, kwargs = self._user_args(sides)
         call_args = self._fill(self.plan, args, kwargs, element, context)
-        return _convert_outputs(self.plan.method(*call_args, **kwargs))
+        return convert_outputs(self.plan.method(*call_args, **kwargs))
+
+    def _user_args(self, sides: tuple) -> Tuple[Any, Dict[str, Any]]:
+        """The ParDo's arguments with the side-input values in place of Beam's placeholders."""
+        if sides:
+            return insert_values_in_args(self.beam_args, self.beam_kwargs, sides)
+        return self.beam_args, self.beam_kwargs
 
     def _fill(self, plan: _CallPlan, args: Any, kwargs: dict, element: Any,
               context: Dict[str, Any]) -> List[Any]:
@@ -302,7 +315,7 @@ class BeamDoFnAdapter(DoFn):
 
     def fire_timer(self, beam_spec: Any, plan: _CallPlan, context: Dict[str, Any]) -> Any:
         values = self._fill(plan, (), {}, None, context)
-        return _convert_outputs(plan.method(*values))
+        return convert_outputs(plan.method(*values))
 
 
 def _make_timer_callback(adapter: BeamDoFnAdapter, beam_spec: Any, plan: _CallPlan,
@@ -317,7 +330,8 @@ def _make_timer_callback(adapter: BeamDoFnAdapter, beam_spec: Any, plan: _CallPl
     return callback
 
 
-def _convert_outputs(results: Any) -> Any:
+def convert_outputs(results: Any) -> Any:
+    """A Beam DoFn's results as headrace outputs (converted lazily, one by one)."""
     if results is None or isinstance(results, (str, bytes, dict)):
         return results  # headrace reports the str/bytes/dict mistake as Beam does
     return (to_headrace_output(output) for output in results)

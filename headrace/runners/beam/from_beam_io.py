@@ -3,6 +3,7 @@ the side-input view that evaluates Beam's own view functions."""
 from __future__ import annotations
 
 import collections
+import itertools
 from typing import Any, Iterator, List, Optional
 
 from apache_beam.portability import common_urns
@@ -10,45 +11,82 @@ from apache_beam.portability import common_urns
 from headrace.runners.beam.from_beam_values import beam_micros, to_headrace_output
 from headrace.sdk import test_stream as hts
 from headrace.sdk.io_base import Source, SourceSplit, SplitReader
+from headrace.sdk.metrics.cells import MetricsContainer, metrics_scope
 from headrace.sdk.pvalue import AsSideInput, PCollection
 
 
 class _IteratorReader(SplitReader):
-    def __init__(self, values: Iterator[Any]) -> None:
+    """Reads a Beam source's iterator; the Beam metrics its code records while reading
+    are recorded under ``step`` (headrace's source operators run no metrics scope)."""
+
+    def __init__(self, values: Iterator[Any], step: str = "") -> None:
         self._values = values
         self._done = False
+        self._metrics = MetricsContainer(step) if step else None
 
     def read_batch(self, max_records: int) -> Optional[List[Any]]:
         if self._done:
             return None
-        batch = []
-        for value in self._values:
-            batch.append(to_headrace_output(value))
-            if len(batch) >= max_records:
-                return batch
+        with metrics_scope(self._metrics):
+            batch = []
+            for value in self._values:
+                batch.append(to_headrace_output(value))
+                if len(batch) >= max_records:
+                    return batch
         self._done = True
         return batch or None
 
 
 class _BeamSourceSplit(SourceSplit):
-    def __init__(self, source: Any) -> None:
+    """Some of a Beam source's bundles (``SourceBundle`` s), read one after another; or the
+    whole source (``bundles`` is ``None``); or Beam's ``Impulse`` (``source`` is ``None``)."""
+
+    def __init__(self, source: Any, bundles: Optional[List[Any]] = None,
+                 step: str = "") -> None:
         self.source = source
+        self.bundles = bundles
+        self.step = step
 
     def open(self, position: Any = None) -> SplitReader:
         if self.source is None:  # Impulse: one empty byte string, as Beam emits
             return _IteratorReader(iter([b""]))
-        tracker = self.source.get_range_tracker(None, None)
-        return _IteratorReader(iter(self.source.read(tracker)))
+        if self.bundles is None:
+            tracker = self.source.get_range_tracker(None, None)
+            return _IteratorReader(iter(self.source.read(tracker)), self.step)
+        return _IteratorReader(itertools.chain.from_iterable(
+            bundle.source.read(bundle.source.get_range_tracker(bundle.start_position,
+                                                               bundle.stop_position))
+            for bundle in self.bundles), self.step)
 
 
 class BeamBoundedSource(Source):
-    """A Beam ``BoundedSource`` read in one split (or Beam's ``Impulse`` when ``None``)."""
+    """A Beam ``BoundedSource`` (or Beam's ``Impulse`` when ``None``).
 
-    def __init__(self, source: Any = None) -> None:
+    Split as Beam's ``Read`` splits it (``source.split`` with the chunk size Beam
+    derives from the estimated size), the bundles dealt round-robin over at most
+    ``desired_num_splits`` headrace splits. Beam metrics recorded while reading are
+    the ``step``'s.
+    """
+
+    def __init__(self, source: Any = None, step: str = "") -> None:
         self.source = source
+        self.step = step
 
     def split(self, desired_num_splits: int) -> List[SourceSplit]:
-        return [_BeamSourceSplit(self.source)]
+        if self.source is None or desired_num_splits <= 1:
+            return [_BeamSourceSplit(self.source, step=self.step)]
+        from apache_beam.io.iobase import Read as BeamRead
+
+        try:
+            size = self.source.estimate_size()
+        except Exception:  # noqa: BLE001 (as Beam: an unknown size gets the default chunk)
+            size = None
+        bundles = list(self.source.split(BeamRead.get_desired_chunk_size(size)))
+        if len(bundles) <= 1:
+            return [_BeamSourceSplit(self.source, step=self.step)]
+        count = min(desired_num_splits, len(bundles))
+        return [_BeamSourceSplit(self.source, bundles[i::count], self.step)
+                for i in range(count)]
 
     def display_name(self) -> str:
         return "Impulse" if self.source is None else type(self.source).__name__
