@@ -12,7 +12,12 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
-from headrace.runners.operators.base import Operator
+from headrace.runners.operators.base import (
+    Operator,
+    close_all,
+    fire_processing_time,
+    next_processing_time,
+)
 from headrace.runners.operators.clock import ManualClock, WallClock
 from headrace.runners.operators.factory import make_operator as _make_operator
 from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
@@ -25,8 +30,6 @@ from headrace.sdk.timestamp import MAX_MICROS
 
 #: How long an idle streaming loop sleeps at most before polling the sources again (seconds).
 POLL_INTERVAL = 0.01
-#: Processing-time timers may set further due timers; this bounds one round of firing.
-MAX_TIMER_ROUNDS = 10_000
 
 
 class DirectExecutor:
@@ -73,7 +76,7 @@ class DirectExecutor:
                 if stuck:
                     raise RuntimeError(f"Internal error: transforms did not finish: {stuck}")
         finally:
-            self._close(started)
+            close_all(started)
         return operators
 
     def _run_streaming(self, operators: List[Operator]) -> None:
@@ -90,7 +93,7 @@ class DirectExecutor:
                     advance_by = stream.step()
                     if advance_by:
                         self.clock.advance(advance_by)
-            self._fire_processing_time(operators)
+            fire_processing_time(operators, self.clock)
             if all(r.finished for r in readers) and all(s.finished for s in streams):
                 break
             if not progressed and isinstance(self.clock, WallClock):
@@ -99,32 +102,9 @@ class DirectExecutor:
             if isinstance(operator, ParDoOperator):
                 operator.finish_bundle()
 
-    def _fire_processing_time(self, operators: List[Operator]) -> None:
-        for _ in range(MAX_TIMER_ROUNDS):
-            now = self.clock.now()
-            due = [op for op in operators
-                   if (t := op.next_processing_time()) is not None and t <= now]
-            if not due:
-                return
-            for operator in due:
-                operator.on_processing_time(now)
-        raise RuntimeError("Processing-time timers kept setting timers that were already due; "
-                           f"gave up after {MAX_TIMER_ROUNDS} rounds")
-
     def _sleep_until_due(self, operators: List[Operator]) -> None:
-        times = [t for op in operators if (t := op.next_processing_time()) is not None]
+        due = next_processing_time(operators)
         wait = POLL_INTERVAL
-        if times:
-            wait = min(wait, max(0.0, (min(times) - self.clock.now()) / 1e6))
+        if due is not None:
+            wait = min(wait, max(0.0, (due - self.clock.now()) / 1e6))
         time.sleep(wait)
-
-    @staticmethod
-    def _close(started: List[Operator]) -> None:
-        error = None
-        for operator in started:
-            try:
-                operator.close()
-            except Exception as exc:  # close them all, report the first failure
-                error = error or exc
-        if error is not None:
-            raise error

@@ -20,12 +20,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from headrace.runners.engine.exchange import DATA, decode_batch, encode_batch
 from headrace.runners.engine.task import SubtaskGraph
 from headrace.runners.engine.transport import Inbox, Outbox
-from headrace.sdk.timestamp import MAX_MICROS
+from headrace.runners.operators.base import fire_processing_time
 
 #: How long the loop waits at most when it has nothing to do (seconds).
 IDLE_WAIT = 0.05
-#: Processing-time timers may set further due timers; this bounds one round of firing.
-MAX_TIMER_ROUNDS = 10_000
 
 
 @dataclass
@@ -131,7 +129,7 @@ class SubtaskRuntime:
             else:
                 worked = self._poll_sources()
             worked = self._receive(None) or worked
-            self._fire_processing_time(clock)
+            fire_processing_time(self.graph.operators.values(), clock)
             now = time.monotonic()
             finished = graph.finished()
             self._flush_due(now, everything=not worked or finished)
@@ -160,19 +158,6 @@ class SubtaskRuntime:
                     stream.clock.advance(advance_by)
         return worked
 
-    def _fire_processing_time(self, clock: Any) -> None:
-        operators = self.graph.operators.values()
-        for _ in range(MAX_TIMER_ROUNDS):
-            now = clock.now()
-            due = [op for op in operators
-                   if (t := op.next_processing_time()) is not None and t <= now]
-            if not due:
-                return
-            for operator in due:
-                operator.on_processing_time(now)
-        raise RuntimeError("Processing-time timers kept setting timers that were already due; "
-                           f"gave up after {MAX_TIMER_ROUNDS} rounds")
-
     def _wait(self, clock: Any) -> None:
         """Sleep until a frame arrives, a pipe drains, or a timer or flush is due."""
         timeout = IDLE_WAIT
@@ -198,6 +183,4 @@ class SubtaskRuntime:
             "nodes": {node_id: (op.records_out, op.output_watermark)
                       for node_id, op in self.graph.operators.items()},
             "backpressured_time": self.backpressured_time,
-            "finished": all(op.output_watermark == MAX_MICROS
-                            for op in self.graph.operators.values()),
         }

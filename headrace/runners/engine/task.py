@@ -11,7 +11,13 @@ from typing import Any, Callable, Dict, List, Optional
 
 from headrace.runners.engine.exchange import ExchangeOutput, InputGate
 from headrace.runners.engine.plan import FINALIZE, FORWARD, WRITE, PhysicalPlan, PlanNode
-from headrace.runners.operators.base import FinalizeWriteOperator, Operator, WriteOperator
+from headrace.runners.operators.base import (
+    FinalizeWriteOperator,
+    Operator,
+    WriteOperator,
+    close_all,
+    next_processing_time,
+)
 from headrace.runners.operators.factory import make_operator
 from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
 from headrace.runners.operators.pardo_operator import ParDoOperator
@@ -101,9 +107,7 @@ class SubtaskGraph:
         return all(op.output_watermark == MAX_MICROS for op in self.operators.values())
 
     def next_processing_time(self) -> Optional[int]:
-        times = [t for op in self.operators.values()
-                 if (t := op.next_processing_time()) is not None]
-        return min(times) if times else None
+        return next_processing_time(self.operators.values())
 
 
 class _SplitShare:
@@ -118,15 +122,3 @@ class _SplitShare:
 
     def __call__(self) -> List[Any]:
         return list(self.source.split(self.parallelism))[self.subtask::self.parallelism]
-
-
-def close_all(operators: List[Operator]) -> None:
-    """Close every operator; raise the first failure after trying them all."""
-    error = None
-    for operator in operators:
-        try:
-            operator.close()
-        except Exception as exc:
-            error = error or exc
-    if error is not None:
-        raise error

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import pickle
 import signal
 import traceback
@@ -13,8 +12,9 @@ import cloudpickle
 from tblib import pickling_support
 
 from headrace.runners.engine.runtime import ExchangeSettings, SubtaskRuntime
-from headrace.runners.engine.task import SubtaskGraph, close_all
+from headrace.runners.engine.task import SubtaskGraph
 from headrace.runners.engine.transport import Inbox, Outbox
+from headrace.runners.operators.base import close_all
 from headrace.runners.operators.clock import ManualClock, WallClock
 from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName
 
@@ -27,7 +27,7 @@ def _die_with_parent() -> None:
     """Have the kernel kill this worker if the coordinator dies, so none is left behind."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the coordinator's pipe closing still ends us
+    except (OSError, AttributeError):  # not Linux: nothing ends a worker whose driver died
         pass
 
 
@@ -91,6 +91,3 @@ def _picklable(exc: BaseException) -> Any:
     except Exception:
         return None
 
-
-def worker_process_name(subtask: int) -> str:
-    return f"headrace-worker-{subtask}-of-{os.getpid()}"

@@ -7,7 +7,7 @@ would make them late.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, MetricsContainer
@@ -119,6 +119,43 @@ class Operator:
     def next_processing_time(self) -> Optional[int]:
         """When this operator next needs ``on_processing_time``, or None."""
         return None
+
+
+#: Processing-time timers may set further due timers; this bounds one round of firing.
+MAX_TIMER_ROUNDS = 10_000
+
+
+def fire_processing_time(operators: Iterable[Operator], clock: Any) -> None:
+    """Fire every operator's processing-time work that is due by ``clock``, until none is."""
+    operators = list(operators)
+    for _ in range(MAX_TIMER_ROUNDS):
+        now = clock.now()
+        due = [op for op in operators
+               if (t := op.next_processing_time()) is not None and t <= now]
+        if not due:
+            return
+        for operator in due:
+            operator.on_processing_time(now)
+    raise RuntimeError("Processing-time timers kept setting timers that were already due; "
+                       f"gave up after {MAX_TIMER_ROUNDS} rounds")
+
+
+def next_processing_time(operators: Iterable[Operator]) -> Optional[int]:
+    """The earliest time any of ``operators`` needs ``on_processing_time``, or None."""
+    times = [t for op in operators if (t := op.next_processing_time()) is not None]
+    return min(times) if times else None
+
+
+def close_all(operators: Iterable[Operator]) -> None:
+    """Close every operator; raise the first failure after trying them all."""
+    error = None
+    for operator in operators:
+        try:
+            operator.close()
+        except Exception as exc:
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 class FlattenOperator(Operator):
