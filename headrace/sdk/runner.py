@@ -52,6 +52,17 @@ class PipelineResult:
         raise NotImplementedError(f"{type(self).__name__} does not report metrics")
 
 
+class FinishedPipelineResult(PipelineResult):
+    """A run that is over when ``run_pipeline`` returns: its state and its metric results."""
+
+    def __init__(self, state: str, metric_results: Any) -> None:
+        super().__init__(state)
+        self._metrics = metric_results
+
+    def metrics(self) -> Any:
+        return self._metrics
+
+
 class PipelineRunner:
     """Executes a pipeline graph. Subclasses must be constructible with no arguments."""
 

@@ -6,18 +6,10 @@ from typing import Any
 
 from headrace.runners.direct.executor import DirectExecutor
 from headrace.sdk.metrics import merge_snapshots
-from headrace.sdk.runner import PipelineResult, PipelineRunner, PipelineState
+from headrace.sdk.runner import FinishedPipelineResult, PipelineRunner, PipelineState
 
-
-class DirectPipelineResult(PipelineResult):
-    """A finished direct run: its state and the metrics of every step."""
-
-    def __init__(self, state: str, metric_results: Any) -> None:
-        super().__init__(state)
-        self._metrics = metric_results
-
-    def metrics(self) -> Any:
-        return self._metrics
+#: The direct runner's result: finished when ``run`` returns (Beam's name kept).
+DirectPipelineResult = FinishedPipelineResult
 
 
 class DirectRunner(PipelineRunner):

@@ -21,29 +21,18 @@ from headrace.runners.multiprocess.options import MultiprocessOptions
 from headrace.runners.multiprocess.progress import ProgressDisplay
 from headrace.sdk.metrics import merge_snapshots
 from headrace.sdk.options import HeadraceOptions, PipelineOptions, StandardOptions
-from headrace.sdk.runner import PipelineResult, PipelineRunner, PipelineState
+from headrace.sdk.runner import FinishedPipelineResult, PipelineRunner, PipelineState
 from headrace.sdk.test_stream import TestStream
 
 
-class MultiprocessPipelineResult(PipelineResult):
-    """A finished multiprocess run: its state and the metrics merged over workers.
+class MultiprocessRunner(PipelineRunner):
+    """Runs a pipeline on worker processes of this machine (``--runner=multiprocess``).
 
-    Besides the user's metrics, every step reports ``records_out`` (a counter)
-    and ``output_watermark`` (a gauge) in the ``headrace`` namespace.
+    Its result's metrics are the user's, merged over workers, plus every step's
+    ``records_out`` counter and ``output_watermark`` gauge in the ``headrace`` namespace.
     """
 
-    def __init__(self, state: str, metric_results: Any) -> None:
-        super().__init__(state)
-        self._metrics = metric_results
-
-    def metrics(self) -> Any:
-        return self._metrics
-
-
-class MultiprocessRunner(PipelineRunner):
-    """Runs a pipeline on worker processes of this machine (``--runner=multiprocess``)."""
-
-    def run_pipeline(self, pipeline: Any, options: Any) -> MultiprocessPipelineResult:
+    def run_pipeline(self, pipeline: Any, options: Any) -> FinishedPipelineResult:
         options = options if options is not None else PipelineOptions([])
         headrace_options = options.view_as(HeadraceOptions)
         parallelism = headrace_options.resolved_parallelism()
@@ -59,5 +48,5 @@ class MultiprocessRunner(PipelineRunner):
                                   options.view_as(MultiprocessOptions).exchange_settings(),
                                   display)
         snapshots: List[Any] = coordinator.run()
-        return MultiprocessPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
+        return FinishedPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
 
