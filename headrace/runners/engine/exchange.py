@@ -25,6 +25,7 @@ from headrace.runners.engine.plan import BROADCAST, SINGLETON, Edge
 from headrace.runners.operators.base import Operator
 from headrace.runners.state.base.key_groups import key_group_for
 from headrace.sdk.coders import encode_key
+from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.windowed_value import WindowedValue
 
@@ -32,8 +33,6 @@ DATA, WATERMARK, IDLE, END, BARRIER = 0, 1, 2, 3, 4
 
 #: send(destination subtask, frame kind, edge id, payload)
 Send = Callable[[int, int, int, Any], None]
-#: Keys whose equality matches their encoding's, so a dict can cache their destination.
-_CACHEABLE_KEYS = (str, int, bytes)
 _CACHE_LIMIT = 1 << 16
 #: The key of an element that is not a pair: it stays on this subtask, whose consumer
 #: then fails with the message its transform gives for that mistake.
@@ -109,7 +108,7 @@ class ExchangeOutput(Operator):
         for wv in batch:
             value = wv.value
             key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _UNKEYED
-            if type(key) in _CACHEABLE_KEYS:
+            if type(key) in ENCODING_CONSISTENT_KEY_TYPES:
                 destination = cache.get(key)
                 if destination is None:
                     if len(cache) >= _CACHE_LIMIT:

@@ -67,9 +67,6 @@ class Outbox:
                 return False
         return True
 
-    def close(self) -> None:
-        os.close(self.fd)
-
 
 class Inbox:
     """Reassembles messages from one pipe's byte stream."""
@@ -103,6 +100,3 @@ class Inbox:
         if offset:
             del buffer[:offset]
         return messages
-
-    def close(self) -> None:
-        os.close(self.fd)

@@ -24,12 +24,12 @@ from headrace.runners.operators.base import Operator
 from headrace.runners.state.base import TimerService
 from headrace.runners.state.memory import MemoryStateBackend
 from headrace.sdk.coders import encode_key
+from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
 from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, metrics_scope
 from headrace.sdk.serialization import loads_user_code
 from headrace.sdk.windowed_value import WindowedValue
 from headrace.sdk.windowing import Windowing
 
-_CACHEABLE_KEYS = (str, int, bytes, type(None))
 #: Elements (counted once per window) dropped because the window was past allowed lateness.
 DROPPED_LATE = MetricName(SYSTEM_NAMESPACE, "dropped_late_elements")
 #: Elements dropped because their window's trigger had finished (Beam: droppedDueToClosedWindow).
@@ -77,7 +77,7 @@ class _GroupingOperator(Operator):
                     key, value = element
                 else:
                     key, value = split_key_value(element, label)
-                if type(key) in _CACHEABLE_KEYS:
+                if type(key) in ENCODING_CONSISTENT_KEY_TYPES:
                     code = encoded.get(key)
                     if code is None:
                         code = encoded[key] = encode_key(key)

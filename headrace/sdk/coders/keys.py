@@ -94,6 +94,11 @@ def _reason_for(value: Any) -> str:
     return "has no deterministic encoding. " + _FIX
 
 
+#: Key types whose ``==`` and hash agree with their encoding, so a dict keyed by the key
+#: itself can cache its encoding (runners use it on hot paths).
+ENCODING_CONSISTENT_KEY_TYPES = (str, int, bytes, type(None))
+
+
 def encode_key(key: Any) -> bytes:
     """Encode ``key`` to bytes that are equal exactly when the keys are the same key.
 
