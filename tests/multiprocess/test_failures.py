@@ -287,6 +287,44 @@ def test_worker_killed_from_outside_is_detected_within_2s(tmp_path, victim):
     assert not _alive(survivor), "the surviving worker was not stopped"
 
 
+def _channel_inodes(pid):
+    """The pipes and sockets process ``pid`` holds open."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith(("pipe:", "socket:")):
+            held.add(target)
+    return held
+
+
+def test_workers_hold_only_their_own_channels(tmp_path):
+    """A worker must not keep a peer's pipe open: a peer's death must reach its readers as
+    end-of-file and its writers as a broken pipe, which a third holder would prevent."""
+    def build(p):
+        (p | GenerateEvents(num_events=None, num_keys=50, events_per_second=3000, num_splits=3)
+           | beam.ParDo(MarkStarted(tmp_path))
+           | beam.Map(lambda event: (event[0], 1)) | beam.CombinePerKey(sum))
+
+    job = PipelineThread(build, ["--parallelism=3"])
+    job.start()
+    try:
+        workers = _wait_for(lambda: len(_started_pids(tmp_path)) == 3 and _started_pids(tmp_path),
+                            30, "three workers to process data")
+        held = {pid: _channel_inodes(pid) for pid in workers}
+        coordinator = _channel_inodes(os.getpid())
+    finally:
+        job.abort()
+    for inode in set().union(*held.values()) - coordinator:
+        holders = [pid for pid in workers if inode in held[pid]]
+        # A data pipe joins two workers; a control channel joins one worker and the coordinator.
+        assert len(holders) <= 2, f"{inode} is open in workers {holders}"
+        assert not (inode.startswith("socket:") and len(holders) > 1), \
+            f"control channel {inode} is open in workers {holders}"
+
+
 # ---------------------------------------------------------- scripts run in a subprocess
 
 SCRIPT = textwrap.dedent("""\

@@ -11,6 +11,7 @@ a message naming it. Whatever happens, every worker is gone when
 """
 from __future__ import annotations
 
+import os
 import signal
 import time
 import warnings
@@ -32,6 +33,8 @@ from headrace.sdk.timestamp import MIN_MICROS
 TICK = 0.25
 #: How long a worker gets to exit after SIGTERM before SIGKILL (seconds).
 TERMINATE_GRACE = 2.0
+#: How long a worker's report of a broken pipe waits for the peer's death to show (seconds).
+PEER_DEATH_GRACE = 0.1
 
 
 class WorkerFailed(RuntimeError):
@@ -67,9 +70,15 @@ class Coordinator:
                            for src in range(parallelism) if src != subtask}
                 outboxes = {dst: data_pipes[(subtask, dst)][1]
                             for dst in range(parallelism) if dst != subtask}
+                own = {id(c) for c in (*inboxes.values(), *outboxes.values(), controls[subtask][1])}
+                # A fork inherits every open pipe end; the worker closes the ones it does not
+                # own, so that a peer's death shows as end-of-file or a broken pipe.
+                inherited = [c for pair in (*data_pipes.values(), *controls) for c in pair
+                             if id(c) not in own]
                 process = context.Process(
                     target=worker_main, name=f"headrace-worker-{subtask}", daemon=True,
-                    args=(subtask, job, inboxes, outboxes, controls[subtask][1], self.settings))
+                    args=(subtask, job, inboxes, outboxes, controls[subtask][1], self.settings,
+                          inherited, os.getpid()))
                 process.start()
                 self.processes.append(process)
             for reader, writer in data_pipes.values():
@@ -101,7 +110,7 @@ class Coordinator:
                     if controls[subtask].poll():  # its last words arrived with its exit
                         self._receive(subtask, controls[subtask], snapshots)
                     if subtask not in snapshots:
-                        raise WorkerFailed(self._death_message(subtask))
+                        self._fail_dead_worker(subtask)
             self._show_progress()
         return [snapshot for subtask in sorted(snapshots) for snapshot in snapshots[subtask]]
 
@@ -121,9 +130,21 @@ class Coordinator:
             self.progress[subtask] = message[2]
         elif kind == "error":
             exc, text = message[1], message[2]
+            if exc is None or isinstance(exc, OSError):
+                # A broken pipe usually means a peer died: name the dead worker, not the witness.
+                self._blame_dead_peer(subtask)
             if exc is None:
                 raise WorkerFailed(f"headrace worker {subtask} failed:\n{text}")
             raise exc  # with the worker's traceback (tblib), so the user's frames show
+
+    def _blame_dead_peer(self, witness: int) -> None:
+        others = {p.sentinel: i for i, p in enumerate(self.processes) if i != witness}
+        for sentinel in wait(list(others), PEER_DEATH_GRACE):
+            if self.processes[others[sentinel]].exitcode:
+                self._fail_dead_worker(others[sentinel])
+
+    def _fail_dead_worker(self, subtask: int) -> None:
+        raise WorkerFailed(self._death_message(subtask))
 
     def _death_message(self, subtask: int) -> str:
         process = self.processes[subtask]

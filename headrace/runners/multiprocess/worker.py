@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import pickle
 import signal
 import traceback
 import warnings
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import cloudpickle
 from tblib import pickling_support
@@ -23,12 +24,14 @@ RECORDS_OUT = MetricName(SYSTEM_NAMESPACE, "records_out")
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent_pid: int) -> None:
     """Have the kernel kill this worker if the coordinator dies, so none is left behind."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: nothing ends a worker whose driver died
         pass
+    if os.getppid() != parent_pid:  # the coordinator died before the request took effect
+        os._exit(1)
 
 
 def send(connection: Any, message: Any) -> None:
@@ -37,9 +40,15 @@ def send(connection: Any, message: Any) -> None:
 
 def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
                 outbox_connections: Dict[int, Any], control: Any,
-                settings: ExchangeSettings) -> None:
-    """Entry point of worker ``subtask``: run its graph, report progress, then metrics."""
-    _die_with_parent()
+                settings: ExchangeSettings, inherited: List[Any], parent_pid: int) -> None:
+    """Entry point of worker ``subtask``: run its graph, report progress, then metrics.
+
+    ``inherited`` are the other workers' pipe ends that the fork copied; they are closed
+    first, so that only the owners hold them.
+    """
+    _die_with_parent(parent_pid)
+    for connection in inherited:
+        connection.close()
     # Ctrl-C reaches the whole process group: the coordinator alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _forward_warnings(control)
