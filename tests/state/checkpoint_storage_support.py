@@ -151,3 +151,105 @@ def write_files(directory: Path, files: Dict[str, bytes]) -> Dict[str, Path]:
         path.write_bytes(data)
         paths[name] = path
     return paths
+
+
+class FlakyS3Proxy:
+    """An HTTP proxy in front of the S3 server that injects the failures S3 gives under load:
+    every ``every``-th request is answered 503 SlowDown without reaching S3, and the first
+    PUT of a key ending in ``fail_after_suffix`` reaches S3 but its answer is replaced by a
+    500 (the write happened; the client cannot know)."""
+
+    def __init__(self, upstream: str, every: int = 3, fail_after_suffix: str = "") -> None:
+        import http.client
+        import http.server
+        import threading
+        import urllib.parse
+
+        self.every = every
+        self.fail_after_suffix = fail_after_suffix
+        self.requests = 0
+        self.injected = 0
+        self.failed_after = []
+        self._lock = threading.Lock()
+        target = urllib.parse.urlsplit(upstream)
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in separate writes: without this, Nagle's
+                # algorithm and delayed ACKs add 40 ms to every answer.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+
+            def _reply(self, status: int, body: bytes, headers=()) -> None:
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _handle(self) -> None:
+                body = self._body()
+                with proxy._lock:
+                    proxy.requests += 1
+                    inject = proxy.every and proxy.requests % proxy.every == 0
+                    fail_after = (self.command == "PUT" and proxy.fail_after_suffix
+                                  and self.path.split("?")[0].endswith(proxy.fail_after_suffix)
+                                  and self.path not in proxy.failed_after)
+                    if inject:
+                        proxy.injected += 1
+                    elif fail_after:
+                        proxy.failed_after.append(self.path)
+                if inject:
+                    self._reply(503, b"<Error><Code>SlowDown</Code><Message>Please reduce your "
+                                     b"request rate.</Message></Error>")
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("transfer-encoding", "connection")}
+                headers["Content-Length"] = str(len(body))
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    data = response.read()
+                finally:
+                    conn.close()
+                if fail_after:
+                    self._reply(500, b"<Error><Code>InternalError</Code><Message>We encountered "
+                                     b"an internal error.</Message></Error>")
+                    return
+                self._reply(response.status, data, response.getheaders())
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)

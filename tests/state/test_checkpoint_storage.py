@@ -339,3 +339,29 @@ def test_multipart_upload_of_large_files(s3_env, tmp_path):
         assert head["ETag"].strip('"').endswith("-3")  # three 5 MiB parts
         restored = storage.download_task_state(handle, tmp_path / "restore")
         assert restored["000009.sst"].read_bytes() == data
+
+
+def test_throttling_and_server_errors_are_retried(s3_env, monkeypatch, tmp_path):
+    from tests.state.checkpoint_storage_support import FlakyS3Proxy
+
+    url = f"s3://{new_bucket()}/flaky"
+    proxy = FlakyS3Proxy(s3_env, every=5, fail_after_suffix="/_metadata")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    try:
+        with open_checkpoint_storage(url, retained=1, multipart_threshold=5 << 20) as storage:
+            big = tmp_path / "big.sst"
+            big.write_bytes(os.urandom(6 << 20))  # two parts, each may be refused
+            previous, _ = checkpoint(storage, tmp_path, 1, {"1.sst": b"1"}, {"CURRENT": b"1"})
+            handle = storage.upload_task_state(3, "counts", 0, shared_files={"big.sst": big},
+                                               previous=previous).result(timeout=120)
+            # The commit's conditional put lands, but its answer is lost (500): the retry
+            # is refused with 412, and the commit token shows the write was ours.
+            storage.commit(CheckpointMetadata(3, [handle]))
+            assert storage.checkpoint_ids() == [3]
+            restored = storage.download_task_state(storage.latest().task("counts", 0),
+                                                   tmp_path / "restore")
+            assert restored["big.sst"].read_bytes() == big.read_bytes()
+    finally:
+        proxy.close()
+    assert proxy.injected >= 3
+    assert len(proxy.failed_after) == 2  # one lost answer per commit
