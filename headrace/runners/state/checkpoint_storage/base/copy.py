@@ -17,6 +17,7 @@ from headrace.runners.state.checkpoint_storage.base.metadata import (
     FileRef,
     TaskStateHandle,
 )
+from headrace.runners.state.checkpoint_storage.base.restore import download_checked, read_slice
 
 if TYPE_CHECKING:
     from headrace.runners.state.checkpoint_storage.base.storage import CheckpointStorage
@@ -54,10 +55,10 @@ def _copy_one(source: "CheckpointStorage", target: "CheckpointStorage", refs: Li
     if refs[0].offset is not None:
         packs: Dict[str, bytes] = {}
         for ref in refs:
-            source._slice(ref, packs)
+            read_slice(source, ref, packs)
         target._write_bytes(new_key, packs[refs[0].key])
         return
     path = tmp / new_key.replace("/", "_")
-    source._download_checked(refs[0], path)
+    download_checked(source, refs[0], path)
     target._write_file(new_key, path)
     path.unlink()

@@ -20,7 +20,6 @@ Commits and cleanups come from one coordinator at a time; uploads from any proce
 from __future__ import annotations
 
 import abc
-import hashlib
 import os
 import threading
 import uuid
@@ -28,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from headrace.runners.state.checkpoint_storage.base import layout
+from headrace.runners.state.checkpoint_storage.base import layout, restore
 from headrace.runners.state.checkpoint_storage.base.errors import (
     CheckpointAlreadyExistsError,
     CheckpointNotFoundError,
@@ -40,7 +39,6 @@ from headrace.runners.state.checkpoint_storage.base.metadata import (
     CHECKPOINT,
     SAVEPOINT,
     CheckpointMetadata,
-    FileRef,
     TaskStateHandle,
 )
 from headrace.runners.state.checkpoint_storage.base.retention import (
@@ -48,11 +46,7 @@ from headrace.runners.state.checkpoint_storage.base.retention import (
     Scan,
     plan_cleanup,
 )
-from headrace.runners.state.checkpoint_storage.base.uploads import (
-    LocalFile,
-    sha256_of_file,
-    upload_task_files,
-)
+from headrace.runners.state.checkpoint_storage.base.uploads import LocalFile, upload_task_files
 
 DEFAULT_RETAINED = 3
 DEFAULT_PACK_THRESHOLD = 1 << 20
@@ -342,71 +336,13 @@ class CheckpointStorage(abc.ABC):
     def download_task_state(self, task: TaskStateHandle,
                             target_dir: Union[str, "os.PathLike[str]"]) -> Dict[str, Path]:
         """Write every file of ``task`` under ``target_dir`` (by its local name), each checked
-        against its size and SHA-256; returns the paths by name."""
-        target = Path(target_dir)
-        packs: Dict[str, bytes] = {}
-        paths: Dict[str, Path] = {}
-        _, files = self._executors()
-        pending = []
-        for name, ref in sorted(task.files.items()):
-            path = target / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            paths[name] = path
-            if ref.offset is not None:
-                path.write_bytes(self._slice(ref, packs))
-            else:
-                pending.append(files.submit(self._download_checked, ref, path))
-        for future in pending:
-            future.result()
-        return paths
+        against its size and SHA-256 (:class:`CorruptCheckpointError` otherwise); returns the
+        paths by name."""
+        return restore.download_task_state(self, task, Path(target_dir))
 
     def read_task_file(self, task: TaskStateHandle, name: str) -> bytes:
         """One file of ``task`` as bytes, checked (for small state such as memory blobs)."""
-        try:
-            ref = task.files[name]
-        except KeyError:
-            raise CheckpointNotFoundError(
-                f"{self.url}: operator {task.operator_id!r} subtask {task.subtask_index} "
-                f"stored no file {name!r}") from None
-        if ref.offset is not None:
-            return self._slice(ref, {})
-        data = self._read_ref(ref)
-        self._verify(ref, data)
-        return data
-
-    def _read_ref(self, ref: FileRef) -> bytes:
-        try:
-            return self._read_bytes(ref.key)
-        except FileNotFoundError:
-            raise CorruptCheckpointError(
-                f"{self.url}: checkpoint file {ref.key} is missing") from None
-
-    def _slice(self, ref: FileRef, packs: Dict[str, bytes]) -> bytes:
-        if ref.key not in packs:
-            packs[ref.key] = self._read_ref(ref)
-        start = ref.offset or 0
-        data = packs[ref.key][start:start + ref.size]
-        self._verify(ref, data)
-        return data
-
-    def _download_checked(self, ref: FileRef, path: Path) -> None:
-        try:
-            self._read_to_file(ref.key, path)
-        except FileNotFoundError:
-            raise CorruptCheckpointError(
-                f"{self.url}: checkpoint file {ref.key} is missing") from None
-        sha256, size = sha256_of_file(path)
-        if (sha256, size) != (ref.sha256, ref.size):
-            raise CorruptCheckpointError(
-                f"{self.url}: checkpoint file {ref.key} is corrupt ({size} bytes, expected "
-                f"{ref.size}; checksum {'ok' if sha256 == ref.sha256 else 'mismatch'})")
-
-    def _verify(self, ref: FileRef, data: bytes) -> None:
-        if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
-            where = ref.key if ref.offset is None else f"{ref.key} at offset {ref.offset}"
-            raise CorruptCheckpointError(
-                f"{self.url}: checkpoint file {where} is corrupt ({len(data)} bytes, expected "
-                f"{ref.size}, or checksum mismatch)")
+        return restore.read_task_file(self, task, name)
 
     # -- savepoints -------------------------------------------------------------------------
     def export_self_contained(self, checkpoint_id: int,
