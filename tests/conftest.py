@@ -12,7 +12,7 @@ import pytest
 from headrace.sdk import runner as runner_registry
 
 # Fixtures for checkpoint storage: a moto S3 server (started only by tests that ask for it).
-pytest_plugins = ["tests.state.checkpoint_storage_support"]
+pytest_plugins = ["state.checkpoint_storage_support"]
 
 TEST_RUNNERS = [name.strip()
                 for name in os.environ.get("HEADRACE_TEST_RUNNERS",

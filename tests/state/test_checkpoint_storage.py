@@ -18,7 +18,8 @@ from headrace.runners.state.checkpoint_storage import (
     CorruptCheckpointError,
     open_checkpoint_storage,
 )
-from tests.state.checkpoint_storage_support import (
+
+from .checkpoint_storage_support import (
     delete_object,
     new_bucket,
     put_object,
@@ -342,7 +343,7 @@ def test_multipart_upload_of_large_files(s3_env, tmp_path):
 
 
 def test_throttling_and_server_errors_are_retried(s3_env, monkeypatch, tmp_path):
-    from tests.state.checkpoint_storage_support import FlakyS3Proxy
+    from .checkpoint_storage_support import FlakyS3Proxy
 
     url = f"s3://{new_bucket()}/flaky"
     proxy = FlakyS3Proxy(s3_env, every=5, fail_after_suffix="/_metadata")

@@ -17,7 +17,8 @@ from headrace.runners.state.checkpoint_storage import (
     storage_from_options,
 )
 from headrace.sdk.options import CheckpointingOptions, OptionsError, PipelineOptions
-from tests.state.checkpoint_storage_support import new_bucket, write_files
+
+from .checkpoint_storage_support import new_bucket, write_files
 
 pytestmark = pytest.mark.no_pipeline
 

@@ -86,7 +86,8 @@ class S3CheckpointStorage(CheckpointStorage):
 
                 config = Config(retries={"mode": self.retry_mode,
                                          "max_attempts": self.max_attempts},
-                                max_pool_connections=max(10, 2 * self.upload_threads))
+                                # each upload thread may run a multipart transfer of 4
+                                max_pool_connections=4 * self.upload_threads + 4)
                 client = boto3.session.Session().client("s3", config=config)
                 transfer = TransferConfig(multipart_threshold=self.multipart_threshold,
                                           multipart_chunksize=self.multipart_chunksize,
