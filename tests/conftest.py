@@ -11,6 +11,9 @@ import pytest
 
 from headrace.sdk import runner as runner_registry
 
+# Fixtures for checkpoint storage: a moto S3 server (started only by tests that ask for it).
+pytest_plugins = ["state.checkpoint_storage_support"]
+
 TEST_RUNNERS = [name.strip()
                 for name in os.environ.get("HEADRACE_TEST_RUNNERS",
                                            "direct,multiprocess").split(",")

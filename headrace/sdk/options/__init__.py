@@ -347,6 +347,7 @@ class PipelineOptions:
 
 # Declared after PipelineOptions, which they subclass; importing this package declares them.
 from headrace.sdk.options.groups import (
+    CheckpointingOptions,
     DirectOptions,
     HeadraceOptions,
     SetupOptions,

@@ -55,6 +55,38 @@ def positive_int(value: Any) -> int:
     return number
 
 
+def positive_seconds(value: Any) -> float:
+    """An argparse ``type=`` converter and assignment validator for durations in seconds.
+
+    >>> positive_seconds("0.2")
+    0.2
+    """
+    return _seconds(value, allow_zero=False)
+
+
+def non_negative_seconds(value: Any) -> float:
+    """Like :func:`positive_seconds`, but 0 is allowed.
+
+    >>> non_negative_seconds(0)
+    0.0
+    """
+    return _seconds(value, allow_zero=True)
+
+
+def _seconds(value: Any, allow_zero: bool) -> float:
+    number = -1.0
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if number != number or number < 0 or (number == 0 and not allow_zero) \
+            or number == float("inf"):
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise argparse.ArgumentTypeError(f"must be {kind} number of seconds, got {value!r}")
+    return number
+
+
 def validated(name: str, value: Any, validators: dict[str, Callable[[Any], Any]]) -> Any:
     validator = validators.get(name)
     if validator is None or value is None:

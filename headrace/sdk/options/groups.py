@@ -1,6 +1,7 @@
 """The option groups headrace declares itself: ``--runner`` and ``--streaming``
 (:class:`StandardOptions`), Beam's setup flags (:class:`SetupOptions`), and the execution
-options of headrace's runners (:class:`HeadraceOptions`, also viewed as :class:`DirectOptions`).
+options of headrace's runners (:class:`HeadraceOptions`, also viewed as :class:`DirectOptions`),
+and where and how often checkpoints are taken (:class:`CheckpointingOptions`).
 
 They are declared whenever :mod:`headrace.sdk.options` is imported, which re-exports them.
 
@@ -15,7 +16,12 @@ import os
 from typing import Any, Callable, ClassVar
 
 from headrace.sdk.options import PipelineOptions
-from headrace.sdk.options.flags import OptionsError, positive_int
+from headrace.sdk.options.flags import (
+    OptionsError,
+    non_negative_seconds,
+    positive_int,
+    positive_seconds,
+)
 
 
 class StandardOptions(PipelineOptions):
@@ -94,3 +100,45 @@ class DirectOptions(HeadraceOptions):
     >>> DirectOptions(["--parallelism=1"]).parallelism
     1
     """
+
+
+_NOT_YET = (" Takes effect with the checkpointing runtime (not built yet: no runner takes "
+            "checkpoints).")
+
+
+class CheckpointingOptions(PipelineOptions):
+    """Checkpoints, as in Flink: where they are stored and how many are kept, and
+    (for the checkpointing runtime, not built yet) how often they are taken.
+
+    ``--checkpoint_dir`` is a local path or ``s3://bucket/prefix``; durations are in seconds.
+
+    >>> view = CheckpointingOptions(["--checkpoint_dir=s3://b/jobs", "--checkpoint_interval=0.2"])
+    >>> view.checkpoint_interval, view.checkpoints_retained
+    (0.2, 3)
+    """
+
+    _option_validators: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "checkpoints_retained": positive_int,
+        "checkpoint_interval": positive_seconds,
+        "min_pause_between_checkpoints": non_negative_seconds,
+        "checkpoint_timeout": positive_seconds,
+    }
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--checkpoint_dir", default=None,
+                            help="Where checkpoints are stored: a local directory or "
+                                 "s3://bucket/prefix (endpoint and credentials from the usual "
+                                 "AWS settings; needs the 's3' extra)." + _NOT_YET)
+        parser.add_argument("--checkpoints_retained", type=positive_int, default=3,
+                            help="Complete checkpoints kept in --checkpoint_dir; older ones, and "
+                                 "files no kept checkpoint references, are deleted.")
+        parser.add_argument("--checkpoint_interval", type=positive_seconds, default=None,
+                            help="Seconds between checkpoints; unset means no checkpoints."
+                                 + _NOT_YET)
+        parser.add_argument("--min_pause_between_checkpoints", type=non_negative_seconds,
+                            default=0.0, help="Seconds from the end of one checkpoint to the "
+                                              "start of the next." + _NOT_YET)
+        parser.add_argument("--checkpoint_timeout", type=positive_seconds, default=600.0,
+                            help="Seconds after which an incomplete checkpoint is abandoned."
+                                 + _NOT_YET)
