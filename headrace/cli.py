@@ -1,9 +1,12 @@
-"""The ``headrace`` command line: ``headrace runners`` and ``headrace version``."""
+"""The ``headrace`` command line: ``headrace runners``, ``headrace version`` and
+``headrace kafka-dev`` (a local Kafka broker, :mod:`headrace.io.kafka.cli`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import List, Optional
+
+from headrace.io.kafka import cli as kafka_cli
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -17,7 +20,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("version", help="print the installed version")
     commands.add_parser("runners", help="list the runners that --runner accepts")
+    kafka_cli.add_command(commands)
     args = parser.parse_args(argv)
+    if args.command == kafka_cli.COMMAND:
+        return kafka_cli.run(args)
     if args.command == "version":
         from headrace import __version__
 
