@@ -186,11 +186,11 @@ class _PartitionReader(SplitReader):
             return True
         if self.end_offset is not None and (self.next_offset or 0) >= self.end_offset:
             return True
-        eof = self.fetcher.eof.get(self.tp)
-        if cfg.stop_at is not None and eof is not None \
-                and not self.fetcher.buffers.get(self.tp):
-            return True
-        return False
+        # "end", and partitions a stop_at dict does not name, end once caught up.
+        ends_at_eof = cfg.stop_at == "end" or (isinstance(cfg.stop_at, dict)
+                                               and self.end_offset is None)
+        return (ends_at_eof and self.tp in self.fetcher.eof
+                and not self.fetcher.buffers.get(self.tp))
 
     def read_batch(self, max_records: int) -> Optional[List[Any]]:
         if self._exhausted():
@@ -292,7 +292,7 @@ class KafkaSource(Source):
     def __init__(self, config: KafkaReadConfig) -> None:
         self.config = config
         self.is_bounded = config.bounded
-        self.discovery_interval = None if config.bounded else config.discovery_interval
+        self.discovery_interval = config.discovery_interval
         self._fetcher: Optional[_Fetcher] = None
 
     def __getstate__(self) -> Dict[str, Any]:

@@ -146,8 +146,11 @@ class ReadOperator(Operator):
                 split.idle = now - split.last_data >= self.strategy.idle_timeout_micros
 
     def on_processing_time(self, now: int) -> None:
-        """An idle timeout expired between polls: stop holding the watermark back now."""
+        """An idle timeout expired between polls: stop holding the watermark back now (and
+        look for new splits when that is due)."""
         if not self.finished:
+            if self._discovery_micros is not None and now >= self._next_discovery:
+                self._discover(now)
             self._mark_idle_splits(now)
             self._update_watermark()
 
@@ -168,7 +171,8 @@ class ReadOperator(Operator):
 
     def next_processing_time(self) -> Optional[int]:
         """When an idle timeout could next expire: the runner must poll again by then."""
-        times = [] if self._discovery_micros is None else [self._next_discovery]
+        discovering = self._discovery_micros is not None and not self.finished
+        times = [self._next_discovery] if discovering else []
         if self.strategy is not None and self.strategy.idle_timeout_micros is not None:
             times += [split.last_data + self.strategy.idle_timeout_micros
                       for split in self.splits if not split.finished and not split.idle]
