@@ -37,13 +37,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"Kafka broker (Tansu, in memory) listening; bootstrap_servers="
                   f"{broker.bootstrap_servers}", flush=True)
             print("Press Ctrl-C to stop it (all its data is lost).", flush=True)
-            try:
-                while not stop.wait(0.5):
-                    if broker.process is None or broker.process.poll() is not None:
-                        print("The broker exited.", flush=True)
-                        return 1
-            except KeyboardInterrupt:
-                pass
+            while not stop.wait(0.5):
+                if broker.process is None or broker.process.poll() is not None:
+                    print("The broker exited.", flush=True)
+                    return 1
+    except KeyboardInterrupt:  # Ctrl-C may come at any point; the with-block stopped it
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
