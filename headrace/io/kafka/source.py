@@ -22,7 +22,13 @@ import uuid
 import zlib
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from headrace.io.kafka.client import client_config, list_topics, partitions_of, require_confluent
+from headrace.io.kafka.client import (
+    LOGGER,
+    client_config,
+    list_topics,
+    partitions_of,
+    require_confluent,
+)
 from headrace.io.kafka.records import DeadLetter, KafkaRecord
 from headrace.io.kafka.serde import resolve_deserializer
 from headrace.sdk.io_base import Source, SourceSplit, SplitReader
@@ -80,6 +86,11 @@ class _Fetcher:
         settings.update(config.consumer_config)
         self.consumer = kafka.Consumer(client_config(config.owner, config.bootstrap_servers,
                                                      settings))
+        errors = kafka.KafkaError
+        #: Partition errors that retrying cannot fix: the job fails, naming the partition.
+        self.fatal_codes = {errors.UNKNOWN_TOPIC_OR_PART, errors.TOPIC_AUTHORIZATION_FAILED,
+                            errors.GROUP_AUTHORIZATION_FAILED, errors._UNKNOWN_PARTITION,
+                            errors._UNKNOWN_TOPIC, errors.OFFSET_OUT_OF_RANGE}
         self.buffers: Dict[TopicPartitionKey, Deque[Any]] = {}
         self.eof: Dict[TopicPartitionKey, int] = {}
         self.readers = 0
@@ -114,7 +125,9 @@ class _Fetcher:
                 if error.code() == self.kafka.KafkaError._PARTITION_EOF:
                     self.eof[tp] = message.offset()
                     continue
-                if not error.fatal() and error.retriable():
+                if not error.fatal() and error.code() not in self.fatal_codes:
+                    # Transport errors and the like: librdkafka reconnects by itself.
+                    LOGGER.warning("%s: %s", self.config.owner, error.str())
                     continue
                 raise RuntimeError(f"{self.config.owner}: reading Kafka topic "
                                    f"{message.topic()!r} partition {message.partition()} "
