@@ -1,5 +1,6 @@
-"""The ``headrace`` command line: ``headrace runners``, ``headrace version`` and
-``headrace checkpoints list|show PATH``."""
+"""The ``headrace`` command line: ``headrace runners``, ``headrace version``,
+``headrace checkpoints list|show PATH`` and ``headrace kafka-dev`` (a local Kafka broker,
+:mod:`headrace.io.kafka.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,7 @@ import sys
 from typing import List, Optional
 
 from headrace import cli_checkpoints
+from headrace.io.kafka import cli as kafka_cli
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -21,9 +23,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands.add_parser("version", help="print the installed version")
     commands.add_parser("runners", help="list the runners that --runner accepts")
     cli_checkpoints.add_parser(commands)
+    kafka_cli.add_command(commands)
     args = parser.parse_args(argv)
     if args.command == "checkpoints":
         return cli_checkpoints.main(args)
+    if args.command == kafka_cli.COMMAND:
+        return kafka_cli.run(args)
     if args.command == "version":
         from headrace import __version__
 

@@ -1,11 +1,11 @@
-"""Sources and sinks, as ``beam.io``: text and JSON Lines files, the filesystem layer, and a
-synthetic event generator.
+"""Sources and sinks, as ``beam.io``: text and JSON Lines files, the filesystem layer, a
+synthetic event generator, and Kafka (``beam.io.kafka``, with the ``kafka`` extra).
 
 >>> from headrace.io import ReadFromText, WriteToText, filesystems
 >>> filesystems.match("/nonexistent/*.txt")
 []
 """
-from headrace.io import filesystems
+from headrace.io import filesystems, kafka
 from headrace.io.generator import GenerateEvents, GeneratorSource
 from headrace.io.jsonio import ReadFromJsonLines, WriteToJsonLines
 from headrace.io.textio import ReadFromText, WriteToText
@@ -21,4 +21,5 @@ __all__ = [
     "WriteToJsonLines",
     "WriteToText",
     "filesystems",
+    "kafka",
 ]

@@ -9,7 +9,7 @@ finalizes once every writer has closed.
 from __future__ import annotations
 
 import abc
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List, Optional, Sequence
 
 
 class SplitReader(abc.ABC):
@@ -38,15 +38,34 @@ class SourceSplit(abc.ABC):
     def open(self, position: Any = None) -> SplitReader:
         """Open a reader, resuming after ``position`` when one is given."""
 
+    def split_id(self) -> Optional[str]:
+        """A stable identity (e.g. ``"topic-3"``), needed by sources that discover splits
+        at runtime so that a split is opened once; None for fixed split lists."""
+        return None
+
+    def assignment_key(self) -> Optional[int]:
+        """A stable number that places the split on subtask ``key % parallelism``
+        whichever worker lists it and whenever; None: place by list position."""
+        return None
+
 
 class Source(abc.ABC):
     """A bounded or unbounded collection of splits."""
 
     is_bounded: bool = True
 
+    #: Seconds between calls of :meth:`discover_splits` while reading (None: never).
+    discovery_interval: Optional[float] = None
+
     @abc.abstractmethod
     def split(self, desired_num_splits: int) -> List[SourceSplit]:
         """Divide the source into at most about ``desired_num_splits`` splits."""
+
+    def discover_splits(self) -> List[SourceSplit]:
+        """Every split that exists now, for unbounded sources whose splits appear at runtime
+        (new Kafka partitions); readers open the ones they own and have not seen, by
+        :meth:`SourceSplit.split_id`. Called every :attr:`discovery_interval` seconds."""
+        return []
 
     def display_name(self) -> str:
         """A short description used in errors and progress displays."""
@@ -59,6 +78,26 @@ class Source(abc.ABC):
         """The ``WatermarkStrategy`` used when the pipeline names none (None: no watermarks
         before the end of a split)."""
         return None
+
+
+def assign_splits(splits: Sequence[SourceSplit], subtask: int,
+                  parallelism: int) -> List[SourceSplit]:
+    """Subtask ``subtask``'s share of ``splits``: a split with an assignment key goes to
+    ``key % parallelism``, the others are dealt round-robin by position.
+
+    >>> class Part(SourceSplit):
+    ...     def __init__(self, key): self.key = key
+    ...     def open(self, position=None): raise NotImplementedError
+    ...     def assignment_key(self): return self.key
+    >>> [s.key for s in assign_splits([Part(k) for k in range(5)], 1, 2)]
+    [1, 3]
+    """
+    share = []
+    for index, split in enumerate(splits):
+        key = split.assignment_key()
+        if (index if key is None else key) % parallelism == subtask:
+            share.append(split)
+    return share
 
 
 class SinkWriter(abc.ABC):

@@ -66,11 +66,18 @@ def _alive(pid):
 
 
 def _children(parent):
-    """Every process whose parent is ``parent``, zombies included (nobody reaped them)."""
+    """Every process forked by ``parent`` (running this Python, not an exec'd helper such as
+    the session's Kafka broker), zombies included (nobody reaped them)."""
     found = []
+    python = os.path.realpath(sys.executable)
     for pid in _pids():
         status = _status(pid)
         if status is not None and status.get("PPid") == str(parent):
+            try:
+                if os.readlink(f"/proc/{pid}/exe") != python:
+                    continue
+            except OSError:  # a zombie has no executable any more
+                pass
             found.append(pid)
     return sorted(found)
 

@@ -22,6 +22,7 @@ from headrace.runners.operators.factory import make_operator
 from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
 from headrace.runners.operators.pardo_operator import ParDoOperator
 from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
+from headrace.sdk.io_base import assign_splits
 from headrace.sdk.primitives import Read
 from headrace.sdk.timestamp import MAX_MICROS
 
@@ -70,6 +71,7 @@ class SubtaskGraph:
         operator = make_operator(node.transform_node)
         if isinstance(transform, Read):
             operator.assigned = _SplitShare(transform.source, subtask, plan.parallelism)
+            operator.subtask, operator.parallelism = subtask, plan.parallelism
         return operator
 
     def send(self, destination: int, kind: int, edge_id: int, payload: Any) -> None:
@@ -111,7 +113,8 @@ class SubtaskGraph:
 
 
 class _SplitShare:
-    """This subtask's share of a source's splits: every ``parallelism``-th, from ``subtask``.
+    """This subtask's share of a source's splits (``assign_splits``: by assignment key,
+    else every ``parallelism``-th from ``subtask``).
 
     Every worker computes the same split list, so ``Source.split`` must be
     deterministic (the built-in sources are).
@@ -121,4 +124,4 @@ class _SplitShare:
         self.source, self.subtask, self.parallelism = source, subtask, parallelism
 
     def __call__(self) -> List[Any]:
-        return list(self.source.split(self.parallelism))[self.subtask::self.parallelism]
+        return assign_splits(self.source.split(self.parallelism), self.subtask, self.parallelism)

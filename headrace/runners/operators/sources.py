@@ -2,7 +2,9 @@
 
 In streaming mode each split keeps its own watermark (from the watermark
 strategy) and idleness; the source forwards the minimum over its active
-splits, or declares itself idle when every unfinished split is idle.
+splits, or declares itself idle when every unfinished split is idle. A
+source with a ``discovery_interval`` is asked for new splits while it runs;
+this reader opens the ones it owns (``assign_splits``) and has not seen.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any, Callable, List, Optional
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.operators.base import Batch, Operator, to_windowed_values
+from headrace.sdk.io_base import assign_splits
 from headrace.sdk.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
 from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
 from headrace.sdk.watermarks import WatermarkStrategy
@@ -44,6 +47,12 @@ class ReadOperator(Operator):
                          else source.default_watermark_strategy())
         self.splits: List[_SplitState] = []
         self.finished = False
+        #: This reader's place among the source's parallel readers (set by the engine).
+        self.subtask, self.parallelism = 0, 1
+        interval = getattr(source, "discovery_interval", None)
+        self._discovery_micros = int(interval * 1e6) if interval else None
+        self._next_discovery = 0
+        self._known_ids: set = set()
 
     def open(self) -> None:
         """Open every split of the source (one reader for all of it)."""
@@ -52,8 +61,25 @@ class ReadOperator(Operator):
     def open_splits(self, make_splits: Callable[[], List[Any]]) -> None:
         """Open the splits ``make_splits`` returns: this reader's share of the source."""
         try:
+            splits = make_splits()
+            self._known_ids = {split.split_id() for split in splits}
             self.splits = [_SplitState(split.open(), self.strategy, self.clock.now())
-                           for split in make_splits()]
+                           for split in splits]
+        except Exception as exc:
+            reraise_with_label(exc, self.label)
+        if self._discovery_micros is not None:
+            self._next_discovery = self.clock.now() + self._discovery_micros
+
+    def _discover(self, now: int) -> None:
+        """Open the splits that appeared since the last look and belong to this reader."""
+        self._next_discovery = now + self._discovery_micros
+        try:
+            found = assign_splits(self.source.discover_splits(), self.subtask, self.parallelism)
+            for split in found:
+                split_id = split.split_id()
+                if split_id is not None and split_id not in self._known_ids:
+                    self._known_ids.add(split_id)
+                    self.splits.append(_SplitState(split.open(), self.strategy, now))
         except Exception as exc:
             reraise_with_label(exc, self.label)
 
@@ -97,6 +123,8 @@ class ReadOperator(Operator):
         """Read one batch from each unfinished split; update watermarks. True if data came."""
         got_data = False
         now = self.clock.now()
+        if self._discovery_micros is not None and now >= self._next_discovery:
+            self._discover(now)
         for split in self.splits:
             if split.finished:
                 continue
@@ -118,13 +146,20 @@ class ReadOperator(Operator):
                 split.idle = now - split.last_data >= self.strategy.idle_timeout_micros
 
     def on_processing_time(self, now: int) -> None:
-        """An idle timeout expired between polls: stop holding the watermark back now."""
+        """An idle timeout expired between polls: stop holding the watermark back now (and
+        look for new splits when that is due)."""
         if not self.finished:
+            if self._discovery_micros is not None and now >= self._next_discovery:
+                self._discover(now)
             self._mark_idle_splits(now)
             self._update_watermark()
 
     def _update_watermark(self) -> None:
-        if all(split.finished for split in self.splits):
+        # An unbounded discovering reader without splits is idle, not finished: splits may
+        # come. (A bounded one ends with its last split; it discovers only while reading.)
+        waiting = (self._discovery_micros is not None and not self.source.is_bounded
+                   and not self.splits)
+        if not waiting and all(split.finished for split in self.splits):
             self.finished = True
             self.forward_watermark(MAX_MICROS)
             return
@@ -136,10 +171,11 @@ class ReadOperator(Operator):
 
     def next_processing_time(self) -> Optional[int]:
         """When an idle timeout could next expire: the runner must poll again by then."""
-        if self.strategy is None or self.strategy.idle_timeout_micros is None:
-            return None
-        times = [split.last_data + self.strategy.idle_timeout_micros for split in self.splits
-                 if not split.finished and not split.idle]
+        discovering = self._discovery_micros is not None and not self.finished
+        times = [self._next_discovery] if discovering else []
+        if self.strategy is not None and self.strategy.idle_timeout_micros is not None:
+            times += [split.last_data + self.strategy.idle_timeout_micros
+                      for split in self.splits if not split.finished and not split.idle]
         return min(times) if times else None
 
 
