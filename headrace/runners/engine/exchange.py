@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List
 
 from headrace.runners.engine.plan import BROADCAST, SINGLETON, Edge
 from headrace.runners.operators.base import Operator
+from headrace.runners.operators.batch import Batch, ColumnBatch, as_columns
 from headrace.runners.state.base.key_groups import key_group_for
 from headrace.sdk.coders import encode_key
 from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
@@ -39,7 +40,7 @@ _CACHE_LIMIT = 1 << 16
 _UNKEYED = object()
 
 
-def encode_batch(batch: List[WindowedValue]) -> tuple:
+def encode_batch(batch: Batch) -> tuple:
     """A batch as columns; a column shared by every element is sent once.
 
     >>> from headrace.sdk.window import GLOBAL_WINDOW
@@ -47,28 +48,12 @@ def encode_batch(batch: List[WindowedValue]) -> tuple:
     >>> [wv.value for wv in decode_batch(encode_batch(batch))]
     ['a', 'b']
     """
-    first = batch[0]
-    values = [wv.value for wv in batch]
-    return (values, _column(batch, "timestamp_micros", first.timestamp_micros),
-            _column(batch, "windows", first.windows), _column(batch, "pane_info",
-                                                              first.pane_info))
+    columns = as_columns(batch)
+    return (columns.values, columns.timestamps, columns.windows, columns.pane_info)
 
 
-def _column(batch: List[WindowedValue], attribute: str, first: Any) -> tuple:
-    column = [getattr(wv, attribute) for wv in batch]
-    if all(item is first or item == first for item in column):
-        return (True, first)
-    return (False, column)
-
-
-def decode_batch(columns: tuple) -> List[WindowedValue]:
-    values, (ts_shared, ts), (w_shared, windows), (p_shared, panes) = columns
-    n = len(values)
-    ts = [ts] * n if ts_shared else ts
-    windows = [windows] * n if w_shared else windows
-    panes = [panes] * n if p_shared else panes
-    make = WindowedValue.of
-    return [make(v, t, w, p) for v, t, w, p in zip(values, ts, windows, panes)]
+def decode_batch(columns: tuple) -> Batch:
+    return ColumnBatch(*columns)
 
 
 class ExchangeOutput(Operator):
@@ -100,28 +85,28 @@ class ExchangeOutput(Operator):
             for destination, part in self._split_by_key(batch).items():
                 self.send(destination, DATA, edge_id, part)
 
-    def _split_by_key(self, batch: List[WindowedValue]) -> Dict[int, List[WindowedValue]]:
+    def _split_by_key(self, batch: Batch) -> Dict[int, Batch]:
         if self.parallelism == 1:
             return {0: batch}
-        parts: Dict[int, List[WindowedValue]] = {}
-        cache = self._destinations
-        for wv in batch:
-            value = wv.value
-            key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _UNKEYED
-            if type(key) in ENCODING_CONSISTENT_KEY_TYPES:
-                destination = cache.get(key)
-                if destination is None:
-                    if len(cache) >= _CACHE_LIMIT:
-                        cache.clear()
-                    destination = cache[key] = self._destination(key)
-            else:
-                destination = self._destination(key)
-            part = parts.get(destination)
-            if part is None:
-                parts[destination] = [wv]
-            else:
-                part.append(wv)
-        return parts
+        columns = as_columns(batch)
+        destination_of = self._destination_of
+        destinations = [destination_of(value) for value in columns.values]
+        present = set(destinations)
+        if len(present) == 1:
+            return {present.pop(): columns}
+        return {d: columns.select([x == d for x in destinations]) for d in sorted(present)}
+
+    def _destination_of(self, value: Any) -> int:
+        key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _UNKEYED
+        if type(key) in ENCODING_CONSISTENT_KEY_TYPES:
+            cache = self._destinations
+            destination = cache.get(key)
+            if destination is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                destination = cache[key] = self._destination(key)
+            return destination
+        return self._destination(key)
 
     def _destination(self, key: Any) -> int:
         if key is _UNKEYED:

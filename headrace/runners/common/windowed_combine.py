@@ -1,0 +1,354 @@
+"""CombinePerKey's fast path: one accumulator per key and window in a dict, fired by window end.
+
+For the common windowing (the default trigger, windows that never merge, output
+timestamps at the end of the window) a
+:class:`~headrace.runners.common.grouping.TriggeredGrouping` spends its time on
+per-element bookkeeping it does not need: state cells, a timer per key and window,
+a hold per key and window. :class:`WindowedCombineTable` keeps, per window, a dict
+from key to ``[key, accumulator, panes, non-speculative panes, pending, timer set,
+holding]`` and fires every key of a window when the watermark passes its end (a
+heap of window ends). What it emits is exactly what the general path emits for that
+windowing: the same panes (timing, indexes, first/last), timestamps, output
+watermark holds, late-data dropping and garbage collection; the general path stays
+the reference (see its module docstring for the semantics).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from headrace.runners.common.triggers import compile_trigger
+from headrace.runners.operators.batch import Batch, ColumnBatch, as_columns
+from headrace.sdk.coders import encode_key
+from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
+from headrace.sdk.combinefn import CallableWrapperCombineFn
+from headrace.sdk.timestamp import MAX_MICROS
+from headrace.sdk.trigger import AccumulationMode
+from headrace.sdk.window import TimestampCombiner
+from headrace.sdk.windowed_value import PaneInfo, PaneInfoTiming, WindowedValue
+from headrace.sdk.windowing import Windowing
+
+_EARLY, _ON_TIME, _LATE = PaneInfoTiming.EARLY, PaneInfoTiming.ON_TIME, PaneInfoTiming.LATE
+#: Key types whose Python equality is their encoding's: used as dict keys as they are.
+_PLAIN_KEYS = frozenset(ENCODING_CONSISTENT_KEY_TYPES)
+# Positions in a key's state.
+_KEY, _ACC, _INDEX, _NONSPEC, _PENDING, _TIMER, _HELD = range(7)
+
+
+def supports(windowing: Windowing) -> bool:
+    """Whether :class:`WindowedCombineTable` runs ``windowing`` exactly as the general path."""
+    return (compile_trigger(windowing.trigger).is_default()
+            and not windowing.window_fn.is_merging()
+            and windowing.timestamp_combiner == TimestampCombiner.OUTPUT_AT_EOW)
+
+
+def _encoded_key(key: Any) -> tuple:
+    # A tuple never equals a key of a plain type, so the two kinds cannot collide.
+    return ("encoded", encode_key(key))
+
+
+class WindowedCombineTable:
+    """Accumulators per window and key, fired when the watermark passes the window's end.
+
+    ``args`` and ``kwargs`` are the CombineFn's extra arguments; ``split(element)``
+    returns its ``(key, value)`` or raises naming the transform. Panes come out as
+    a :class:`ColumnBatch`.
+
+    >>> from headrace.sdk.combinefn import CombineFn
+    >>> from headrace.sdk.window import FixedWindows, IntervalWindow
+    >>> from headrace.runners.operators.batch import ColumnBatch
+    >>> total = CombineFn.maybe_from_callable(sum)
+    >>> table = WindowedCombineTable(Windowing(FixedWindows(10)), total, (), {}, tuple)
+    >>> out, dropped = table.process(
+    ...     ColumnBatch([("k", 1), ("k", 2)], 3_000_000, (IntervalWindow(0, 10),)), 0, 0)
+    >>> len(out), dropped
+    (0, 0)
+    >>> [(wv.value, wv.pane_info.timing) for wv in table.on_watermark(10_000_000)]
+    [(('k', 3), 1)]
+    """
+
+    def __init__(self, windowing: Windowing, combine_fn: Any, args: tuple, kwargs: dict,
+                 split: Callable[[Any], tuple]) -> None:
+        fn = combine_fn
+        #: For a wrapped callable (e.g. ``sum``) without extra arguments: the callable, whose
+        #: buffer-of-inputs accumulators are handled inline.
+        self.reduce = None
+        self.buffer_limit = 0
+        if type(fn) is CallableWrapperCombineFn and not args and not kwargs:
+            self.reduce = fn._fn
+            self.buffer_limit = fn._BUFFER_SIZE
+        if args or kwargs:
+            self.create = lambda: fn.create_accumulator(*args, **kwargs)
+            self.add_inputs = lambda acc, values: fn.add_inputs(acc, values, *args, **kwargs)
+            self.extract = lambda acc: fn.extract_output(fn.compact(acc, *args, **kwargs),
+                                                         *args, **kwargs)
+        else:
+            self.create, self.add_inputs = fn.create_accumulator, fn.add_inputs
+            self.extract = lambda acc: fn.extract_output(fn.compact(acc))
+        self.split = split
+        self.lateness = windowing.allowed_lateness_micros
+        self.discarding = windowing.accumulation_mode == AccumulationMode.DISCARDING
+        self.only_firing = windowing.is_default()
+        self.defer_firing = False
+        self.dropped_closed = 0  # the default trigger never finishes a window early
+        self.tables: Dict[Any, Dict[Any, list]] = {}
+        self._due: List[Tuple[int, int, Any]] = []  # (end, seq, window) with timers set
+        self._due_windows: set = set()
+        self._gc: List[Tuple[int, int, Any]] = []  # (end + lateness + 1, seq, window)
+        self._held: Dict[Any, int] = {}  # window -> keys holding the watermark
+        self._hold_heap: List[Tuple[int, int, Any]] = []
+        self._sequence = itertools.count()
+        self._panes: Dict[tuple, PaneInfo] = {}
+
+    # -- elements -------------------------------------------------------------------------------
+    def process(self, batch: Batch, input_watermark: int,
+                output_watermark: int) -> Tuple[ColumnBatch, int]:
+        """Add a batch; returns the panes it fired (late data) and the elements dropped."""
+        columns = as_columns(batch)
+        if columns.shared_windows:
+            buckets = [(columns.windows, self._group(columns.values))]
+        else:
+            buckets = self._group_by_windows(columns.values, columns.windows)
+        horizon = input_watermark - self.lateness
+        dropped = 0
+        # As the general path: one group per key and window for the whole batch.
+        by_window: Dict[Any, list] = {}  # window -> [groups, owned (a copy of its own)]
+        for windows, groups in buckets:
+            for window in windows:
+                if window.end_micros < horizon:
+                    dropped += sum(len(group[1]) for group in groups.values())
+                    continue
+                entry = by_window.get(window)
+                if entry is None:
+                    by_window[window] = [groups, len(windows) == 1]
+                    continue
+                if not entry[1]:
+                    entry[0] = {code: [key, list(values)]
+                                for code, (key, values) in entry[0].items()}
+                    entry[1] = True
+                target = entry[0]
+                for code, (key, values) in groups.items():
+                    group = target.get(code)
+                    if group is None:
+                        target[code] = [key, list(values)]
+                    else:
+                        group[1].extend(values)
+        out = _Panes()
+        for window, (groups, owned) in by_window.items():
+            self._add(window, groups, input_watermark, output_watermark, out, owned)
+        return out.batch(), dropped
+
+    def _group(self, values: List[Any]) -> Dict[Any, list]:
+        """``{key: [first key object, [values]]}`` (keys compared as their encodings)."""
+        groups: Dict[Any, list] = {}
+        get, split, plain = groups.get, self.split, _PLAIN_KEYS
+        for element in values:
+            if type(element) is not tuple or len(element) != 2:
+                element = split(element)
+            key = element[0]
+            code = key if type(key) in plain else _encoded_key(key)
+            group = get(code)
+            if group is None:
+                groups[code] = [key, [element[1]]]
+            else:
+                group[1].append(element[1])
+        return groups
+
+    def _group_by_windows(self, values: List[Any], windows: List[tuple]
+                          ) -> List[Tuple[tuple, Dict[Any, list]]]:
+        # Equal window tuples are usually the same object (assigned once per window start),
+        # and neighbours usually share it: bucket by identity, then group each bucket by key.
+        buckets: Dict[int, Tuple[tuple, list]] = {}
+        last: Any = None
+        append: Any = None
+        for value, element_windows in zip(values, windows):
+            if element_windows is not last:
+                last = element_windows
+                bucket = buckets.get(id(element_windows))
+                if bucket is None:
+                    bucket = buckets[id(element_windows)] = (element_windows, [])
+                append = bucket[1].append
+            append(value)
+        return [(w, self._group(vs)) for w, vs in buckets.values()]
+
+    def _add(self, window: Any, groups: Dict[Any, list], input_watermark: int,
+             output_watermark: int, out: "_Panes", owns_values: bool) -> None:
+        """Add each key's values to its accumulator in ``window``; ``owns_values``: the
+        value lists are not shared with another window (a buffer may take them over)."""
+        table = self.tables.get(window)
+        if table is None:
+            table = self.tables[window] = {}
+            heapq.heappush(self._gc, (min(window.end_micros + self.lateness + 1, MAX_MICROS),
+                                      next(self._sequence), window))
+        create, add_inputs, reduce = self.create, self.add_inputs, self.reduce
+        limit = self.buffer_limit
+        end = window.end_micros
+        holds = window.end_micros - 1 >= output_watermark
+        immediate = input_watermark >= end and not self.defer_firing
+        new_holds = 0
+        set_timer = False
+        for code, (key, values) in groups.items():
+            state = table.get(code)
+            if state is None:
+                state = table[code] = [key, None, 0, 0, False, False, False]
+            accumulator = state[_ACC]
+            if reduce is not None:
+                # CallableWrapperCombineFn.add_inputs, inlined: the accumulator is a buffer
+                # of inputs, reduced by the function once it is longer than its limit.
+                if accumulator is None:
+                    state[_ACC] = accumulator = values if owns_values else list(values)
+                else:
+                    accumulator.extend(values)
+                if len(accumulator) > limit:
+                    accumulator[:] = [reduce(accumulator)]
+            else:
+                if accumulator is None:
+                    accumulator = create()
+                state[_ACC] = add_inputs(accumulator, values)
+            state[_PENDING] = True
+            if holds and not state[_HELD]:
+                state[_HELD] = True
+                if immediate:
+                    self._hold(window, 1)
+                else:
+                    new_holds += 1
+            if immediate:
+                state[_TIMER] = False
+                if self._output(window, state, False, output_watermark, False, out):
+                    self._release(window)
+            elif not state[_TIMER]:
+                state[_TIMER] = set_timer = True
+        if new_holds:
+            self._hold(window, new_holds)
+        if set_timer and window not in self._due_windows:
+            self._due_windows.add(window)
+            heapq.heappush(self._due, (end, next(self._sequence), window))
+
+    # -- holds ----------------------------------------------------------------------------------
+    def _hold(self, window: Any, count: int) -> None:
+        held = self._held.get(window, 0)
+        self._held[window] = held + count
+        if not held:
+            heapq.heappush(self._hold_heap, (window.end_micros - 1, next(self._sequence), window))
+
+    def _release(self, window: Any, count: int = 1) -> None:
+        if not count:
+            return
+        left = self._held.get(window, 0) - count
+        if left > 0:
+            self._held[window] = left
+        else:
+            self._held.pop(window, None)
+
+    def output_watermark_for(self, input_watermark: int) -> int:
+        """The input watermark, held 1µs before the end of the earliest window still held."""
+        heap, held = self._hold_heap, self._held
+        while heap and heap[0][2] not in held:
+            heapq.heappop(heap)
+        return min(input_watermark, heap[0][0] - 1) if heap else input_watermark
+
+    # -- panes ----------------------------------------------------------------------------------
+    def _output(self, window: Any, state: list, finished: bool, output_watermark: int,
+                maybe_on_time: bool, out: "_Panes") -> bool:
+        """As ``TriggeredGrouping._output`` for the default trigger and end-of-window times.
+
+        Returns whether the key released its hold on the window (for the caller to count).
+        """
+        index = state[_INDEX]
+        state[_INDEX] = index + 1
+        max_timestamp = window.end_micros - 1
+        if output_watermark <= max_timestamp:
+            timing, nonspeculative = _EARLY, -1
+            if state[_NONSPEC]:
+                timing, nonspeculative = _LATE, state[_NONSPEC]
+                state[_NONSPEC] += 1
+        else:
+            nonspeculative = state[_NONSPEC]
+            state[_NONSPEC] += 1
+            timing = _ON_TIME if maybe_on_time and nonspeculative == 0 else _LATE
+        is_last = finished or (self.only_firing and timing == _ON_TIME)
+        pane_key = (index == 0, is_last, timing, index, nonspeculative)
+        info = self._panes.get(pane_key)
+        if info is None:
+            info = self._panes[pane_key] = PaneInfo(*pane_key)
+        accumulator = state[_ACC]
+        if accumulator is None:  # an empty pane after a discarding one
+            accumulator = self.create()
+        reduce = self.reduce
+        if reduce is None:
+            value = self.extract(accumulator)
+        else:  # CallableWrapperCombineFn's compact, then extract_output
+            value = reduce([reduce(accumulator)] if len(accumulator) > 1 else accumulator)
+        if finished or self.discarding:
+            state[_ACC] = None
+        state[_PENDING] = False
+        out.add((state[_KEY], value), max_timestamp, window, info)
+        if state[_HELD] and (finished or output_watermark >= window.end_micros):
+            state[_HELD] = False
+            return True
+        return False
+
+    # -- watermarks -----------------------------------------------------------------------------
+    def fire_deferred(self) -> List[WindowedValue]:
+        """The default trigger cannot fire before the watermark: nothing to evaluate."""
+        return []
+
+    def on_watermark(self, input_watermark: int, now: int = 0) -> ColumnBatch:
+        """Fire the windows whose end the watermark passed (on time), then collect expired ones."""
+        out = _Panes()
+        due, gc = self._due, self._gc
+        while True:
+            next_due = due[0][0] if due else MAX_MICROS + 1
+            next_gc = gc[0][0] if gc else MAX_MICROS + 1
+            if min(next_due, next_gc) > input_watermark:
+                return out.batch()
+            if next_due <= next_gc:
+                end, _, window = heapq.heappop(due)
+                self._due_windows.discard(window)
+                released = 0
+                for state in self.tables.get(window, {}).values():
+                    if state[_TIMER]:
+                        state[_TIMER] = False
+                        released += self._output(window, state, False, end, True, out)
+                self._release(window, released)
+            else:
+                gc_time, _, window = heapq.heappop(gc)
+                table = self.tables.pop(window, {})
+                on_time = self.lateness == 0
+                for state in table.values():
+                    if state[_PENDING]:
+                        self._output(window, state, True, gc_time, on_time, out)
+                self._held.pop(window, None)
+
+    def on_processing_time(self, now: int, input_watermark: int,
+                           output_watermark: int) -> List[WindowedValue]:
+        return []
+
+    def next_processing_time(self) -> Optional[int]:
+        return None
+
+
+class _Panes:
+    """Fired panes collected in columns; a window's tuple is built once per window."""
+
+    __slots__ = ("values", "timestamps", "windows", "panes", "_window", "_windows")
+
+    def __init__(self) -> None:
+        self.values: List[Any] = []
+        self.timestamps: List[int] = []
+        self.windows: List[tuple] = []
+        self.panes: List[PaneInfo] = []
+        self._window: Any = None
+        self._windows: tuple = ()
+
+    def add(self, value: Any, timestamp: int, window: Any, pane: PaneInfo) -> None:
+        if window is not self._window:
+            self._window, self._windows = window, (window,)
+        self.values.append(value)
+        self.timestamps.append(timestamp)
+        self.windows.append(self._windows)
+        self.panes.append(pane)
+
+    def batch(self) -> ColumnBatch:
+        return ColumnBatch(self.values, self.timestamps, self.windows, self.panes)
