@@ -8,8 +8,12 @@ import random
 
 import pytest
 
+import headrace as beam
 from headrace.runners.common.grouping import TriggeredGrouping
 from headrace.runners.common.windowed_combine import WindowedCombineTable, supports
+from headrace.runners.engine.exchange import DATA, PARTIAL, ExchangeOutput
+from headrace.runners.engine.lifting import PartialCombineOperator
+from headrace.runners.engine.plan import KEYED, Edge
 from headrace.runners.operators.batch import ColumnBatch, as_columns
 from headrace.runners.operators.grouping_operators import DROPPED_LATE, CombinePerKeyOperator
 from headrace.sdk.combinefn import CombineFn
@@ -18,6 +22,9 @@ from headrace.sdk.trigger import AccumulationMode, AfterCount, Repeatedly
 from headrace.sdk.window import GLOBAL_WINDOW, FixedWindows, SlidingWindows, TimestampCombiner
 from headrace.sdk.windowed_value import WindowedValue
 from headrace.sdk.windowing import Windowing
+from headrace.testing.util import assert_that, equal_to
+
+pytestmark = pytest.mark.no_pipeline
 
 
 class _Mean(CombineFn):
@@ -112,3 +119,53 @@ def test_column_batch_is_a_sequence_of_windowed_values():
     assert kept.values == [1, 3] and kept.timestamps == [5, 7]
     rows = [WindowedValue.of(v, 0, (GLOBAL_WINDOW,)) for v in "ab"]
     assert as_columns(rows).uniform and list(as_columns(rows)) == rows
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lifted_combine_matches_unlifted(seed):
+    """Partial accumulators through the exchange give the panes the elements give."""
+    rand = random.Random(seed)
+    window_fn = rand.choice([FixedWindows(10), SlidingWindows(10, 5)])
+    windowing = Windowing(window_fn, allowed_lateness_micros=rand.choice([0, 15_000_000]))
+    combine_fn = rand.choice([CombineFn.maybe_from_callable(sum), _Mean()])
+    serialized = dumps_user_code((combine_fn, (), {}), "Combine")
+    steps = _steps(rand, window_fn)
+    plain = CombinePerKeyOperator("Combine", windowing, serialized)
+    lifted = CombinePerKeyOperator("Combine", windowing, serialized)
+    frames = []
+    exchange = ExchangeOutput(Edge(0, 0, None, 1, 0, KEYED), "Combine", 0, 1, 128,
+                              lambda dest, kind, edge, payload: frames.append((kind, payload)))
+    partial = PartialCombineOperator(lifted, combine_fn, exchange)
+    lifted_steps = []
+    for kind, payload in steps:
+        if kind == "data":
+            frames.clear()
+            partial.process_batch(0, payload)
+            lifted_steps.extend(("partial" if k == PARTIAL else "data", p)
+                                for k, p in frames if k in (DATA, PARTIAL))
+        else:
+            lifted_steps.append((kind, payload))
+    assert any(kind == "partial" for kind, _ in lifted_steps)
+    expected = _drive(plain, steps)
+    panes, watermarks = [], []
+    lifted.emit_batch = lambda tag, batch: panes.extend(
+        (wv.value, wv.timestamp_micros, wv.windows, wv.pane_info) for wv in batch)
+    lifted.start()
+    for kind, payload in lifted_steps:
+        if kind == "partial":
+            lifted.process_partials(payload)
+        elif kind == "data":
+            lifted.process_batch(0, payload)
+        else:
+            lifted.on_watermark(0, payload)
+            watermarks.append(lifted.output_watermark)
+    assert sorted(panes, key=repr) == expected[0]
+    assert watermarks == [w for (k, _), w in zip(steps, expected[1]) if k == "watermark"]
+    assert lifted.metrics.counter(DROPPED_LATE).value == expected[2]
+
+
+def test_lifting_in_a_pipeline_on_two_workers():
+    data = [(k % 7, k) for k in range(2000)]
+    expected = [(k, sum(v for key, v in data if key == k)) for k in range(7)]
+    with beam.Pipeline(argv=["--runner=multiprocess", "--parallelism=2", "--quiet"]) as p:
+        assert_that(p | beam.Create(data) | beam.CombinePerKey(sum), equal_to(expected))

@@ -18,11 +18,9 @@ import heapq
 import itertools
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from headrace.runners.common.batch_combining import BatchCombiner
 from headrace.runners.common.triggers import compile_trigger
-from headrace.runners.operators.batch import Batch, ColumnBatch, as_columns
-from headrace.sdk.coders import encode_key
-from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
-from headrace.sdk.combinefn import CallableWrapperCombineFn
+from headrace.runners.operators.batch import Batch, ColumnBatch
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.trigger import AccumulationMode
 from headrace.sdk.window import TimestampCombiner
@@ -30,8 +28,6 @@ from headrace.sdk.windowed_value import PaneInfo, PaneInfoTiming, WindowedValue
 from headrace.sdk.windowing import Windowing
 
 _EARLY, _ON_TIME, _LATE = PaneInfoTiming.EARLY, PaneInfoTiming.ON_TIME, PaneInfoTiming.LATE
-#: Key types whose Python equality is their encoding's: used as dict keys as they are.
-_PLAIN_KEYS = frozenset(ENCODING_CONSISTENT_KEY_TYPES)
 # Positions in a key's state.
 _KEY, _ACC, _INDEX, _NONSPEC, _PENDING, _TIMER, _HELD = range(7)
 
@@ -43,12 +39,7 @@ def supports(windowing: Windowing) -> bool:
             and windowing.timestamp_combiner == TimestampCombiner.OUTPUT_AT_EOW)
 
 
-def _encoded_key(key: Any) -> tuple:
-    # A tuple never equals a key of a plain type, so the two kinds cannot collide.
-    return ("encoded", encode_key(key))
-
-
-class WindowedCombineTable:
+class WindowedCombineTable(BatchCombiner):
     """Accumulators per window and key, fired when the watermark passes the window's end.
 
     ``args`` and ``kwargs`` are the CombineFn's extra arguments; ``split(element)``
@@ -70,23 +61,7 @@ class WindowedCombineTable:
 
     def __init__(self, windowing: Windowing, combine_fn: Any, args: tuple, kwargs: dict,
                  split: Callable[[Any], tuple]) -> None:
-        fn = combine_fn
-        #: For a wrapped callable (e.g. ``sum``) without extra arguments: the callable, whose
-        #: buffer-of-inputs accumulators are handled inline.
-        self.reduce = None
-        self.buffer_limit = 0
-        if type(fn) is CallableWrapperCombineFn and not args and not kwargs:
-            self.reduce = fn._fn
-            self.buffer_limit = fn._BUFFER_SIZE
-        if args or kwargs:
-            self.create = lambda: fn.create_accumulator(*args, **kwargs)
-            self.add_inputs = lambda acc, values: fn.add_inputs(acc, values, *args, **kwargs)
-            self.extract = lambda acc: fn.extract_output(fn.compact(acc, *args, **kwargs),
-                                                         *args, **kwargs)
-        else:
-            self.create, self.add_inputs = fn.create_accumulator, fn.add_inputs
-            self.extract = lambda acc: fn.extract_output(fn.compact(acc))
-        self.split = split
+        super().__init__(combine_fn, args, kwargs, split)
         self.lateness = windowing.allowed_lateness_micros
         self.discarding = windowing.accumulation_mode == AccumulationMode.DISCARDING
         self.only_firing = windowing.is_default()
@@ -102,78 +77,21 @@ class WindowedCombineTable:
         self._panes: Dict[tuple, PaneInfo] = {}
 
     # -- elements -------------------------------------------------------------------------------
-    def process(self, batch: Batch, input_watermark: int,
-                output_watermark: int) -> Tuple[ColumnBatch, int]:
-        """Add a batch; returns the panes it fired (late data) and the elements dropped."""
-        columns = as_columns(batch)
-        if columns.shared_windows:
-            buckets = [(columns.windows, self._group(columns.values))]
-        else:
-            buckets = self._group_by_windows(columns.values, columns.windows)
-        horizon = input_watermark - self.lateness
-        dropped = 0
-        # As the general path: one group per key and window for the whole batch.
-        by_window: Dict[Any, list] = {}  # window -> [groups, owned (a copy of its own)]
-        for windows, groups in buckets:
-            for window in windows:
-                if window.end_micros < horizon:
-                    dropped += sum(len(group[1]) for group in groups.values())
-                    continue
-                entry = by_window.get(window)
-                if entry is None:
-                    by_window[window] = [groups, len(windows) == 1]
-                    continue
-                if not entry[1]:
-                    entry[0] = {code: [key, list(values)]
-                                for code, (key, values) in entry[0].items()}
-                    entry[1] = True
-                target = entry[0]
-                for code, (key, values) in groups.items():
-                    group = target.get(code)
-                    if group is None:
-                        target[code] = [key, list(values)]
-                    else:
-                        group[1].extend(values)
+    def process(self, batch: Batch, input_watermark: int, output_watermark: int,
+                partial: bool = False) -> Tuple[ColumnBatch, int]:
+        """Add a batch; returns the panes it fired (late data) and the elements dropped.
+
+        With ``partial``, the batch holds partial accumulators (see ``PartialCombiner``).
+        """
+        by_window, dropped = self.group_by_window(batch, input_watermark - self.lateness,
+                                                  partial)
         out = _Panes()
         for window, (groups, owned) in by_window.items():
-            self._add(window, groups, input_watermark, output_watermark, out, owned)
+            self._add(window, groups, input_watermark, output_watermark, out, owned, partial)
         return out.batch(), dropped
 
-    def _group(self, values: List[Any]) -> Dict[Any, list]:
-        """``{key: [first key object, [values]]}`` (keys compared as their encodings)."""
-        groups: Dict[Any, list] = {}
-        get, split, plain = groups.get, self.split, _PLAIN_KEYS
-        for element in values:
-            if type(element) is not tuple or len(element) != 2:
-                element = split(element)
-            key = element[0]
-            code = key if type(key) in plain else _encoded_key(key)
-            group = get(code)
-            if group is None:
-                groups[code] = [key, [element[1]]]
-            else:
-                group[1].append(element[1])
-        return groups
-
-    def _group_by_windows(self, values: List[Any], windows: List[tuple]
-                          ) -> List[Tuple[tuple, Dict[Any, list]]]:
-        # Equal window tuples are usually the same object (assigned once per window start),
-        # and neighbours usually share it: bucket by identity, then group each bucket by key.
-        buckets: Dict[int, Tuple[tuple, list]] = {}
-        last: Any = None
-        append: Any = None
-        for value, element_windows in zip(values, windows):
-            if element_windows is not last:
-                last = element_windows
-                bucket = buckets.get(id(element_windows))
-                if bucket is None:
-                    bucket = buckets[id(element_windows)] = (element_windows, [])
-                append = bucket[1].append
-            append(value)
-        return [(w, self._group(vs)) for w, vs in buckets.values()]
-
     def _add(self, window: Any, groups: Dict[Any, list], input_watermark: int,
-             output_watermark: int, out: "_Panes", owns_values: bool) -> None:
+             output_watermark: int, out: "_Panes", owns_values: bool, partial: bool) -> None:
         """Add each key's values to its accumulator in ``window``; ``owns_values``: the
         value lists are not shared with another window (a buffer may take them over)."""
         table = self.tables.get(window)
@@ -181,8 +99,8 @@ class WindowedCombineTable:
             table = self.tables[window] = {}
             heapq.heappush(self._gc, (min(window.end_micros + self.lateness + 1, MAX_MICROS),
                                       next(self._sequence), window))
-        create, add_inputs, reduce = self.create, self.add_inputs, self.reduce
-        limit = self.buffer_limit
+        accumulate, reduce, limit = self.accumulate, self.reduce, self.buffer_limit
+        inline = reduce is not None
         end = window.end_micros
         holds = window.end_micros - 1 >= output_watermark
         immediate = input_watermark >= end and not self.defer_firing
@@ -193,19 +111,22 @@ class WindowedCombineTable:
             if state is None:
                 state = table[code] = [key, None, 0, 0, False, False, False]
             accumulator = state[_ACC]
-            if reduce is not None:
+            if inline:
                 # CallableWrapperCombineFn.add_inputs, inlined: the accumulator is a buffer
                 # of inputs, reduced by the function once it is longer than its limit.
-                if accumulator is None:
+                if partial:  # the partials are buffers too: concatenate them
+                    if accumulator is None:
+                        state[_ACC] = accumulator = []
+                    for _, part in values:
+                        accumulator.extend(part)
+                elif accumulator is None:
                     state[_ACC] = accumulator = values if owns_values else list(values)
                 else:
                     accumulator.extend(values)
                 if len(accumulator) > limit:
                     accumulator[:] = [reduce(accumulator)]
             else:
-                if accumulator is None:
-                    accumulator = create()
-                state[_ACC] = add_inputs(accumulator, values)
+                state[_ACC] = accumulate(accumulator, values, partial)
             state[_PENDING] = True
             if holds and not state[_HELD]:
                 state[_HELD] = True

@@ -10,6 +10,8 @@ not idle, exactly as an operator combines its inputs.
 Frames are ``(kind, edge_id, payload)`` tuples, in order per channel:
 
 - ``DATA``: a batch, in columns (see :func:`encode_batch`);
+- ``PARTIAL``: a batch of partial accumulators for a lifted CombinePerKey
+  (see ``lifting``), in columns too;
 - ``WATERMARK``: int microseconds; ``IDLE``: a bool;
 - ``END``: the producer subtask will send nothing more on this edge (its
   watermark is final);
@@ -30,7 +32,9 @@ from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.windowed_value import WindowedValue
 
-DATA, WATERMARK, IDLE, END, BARRIER = 0, 1, 2, 3, 4
+DATA, WATERMARK, IDLE, END, BARRIER, PARTIAL = 0, 1, 2, 3, 4, 5
+#: The frame kinds that carry a batch.
+BATCH_KINDS = (DATA, PARTIAL)
 
 #: send(destination subtask, frame kind, edge id, payload)
 Send = Callable[[int, int, int, Any], None]
@@ -75,15 +79,21 @@ class ExchangeOutput(Operator):
         self._destinations: Dict[Any, int] = {}
 
     def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
+        self.route(batch, DATA)
+
+    def route(self, batch: Batch, kind: int) -> None:
+        """Send ``batch`` as frames of ``kind`` (``DATA`` or ``PARTIAL``) where it belongs."""
+        if not batch:
+            return
         edge_id, partitioning = self.edge.edge_id, self.edge.partitioning
         if partitioning == BROADCAST:
             for destination in range(self.parallelism):
-                self.send(destination, DATA, edge_id, batch)
+                self.send(destination, kind, edge_id, batch)
         elif partitioning == SINGLETON:
-            self.send(0, DATA, edge_id, batch)
+            self.send(0, kind, edge_id, batch)
         else:
             for destination, part in self._split_by_key(batch).items():
-                self.send(destination, DATA, edge_id, part)
+                self.send(destination, kind, edge_id, part)
 
     def _split_by_key(self, batch: Batch) -> Dict[int, Batch]:
         if self.parallelism == 1:
@@ -146,6 +156,9 @@ class InputGate(Operator):
         """Apply one frame that arrived from producer subtask ``channel``."""
         if kind == DATA:
             self.process_batch(channel, payload)
+        elif kind == PARTIAL:
+            for consumer, _ in self.receivers[None]:
+                consumer.process_partials(payload)
         elif kind == WATERMARK:
             self.on_watermark(channel, payload)
         elif kind == END:

@@ -95,13 +95,20 @@ class _GroupingOperator(Operator):
         return keyed
 
     def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
+        self._process(batch, False)
+
+    def process_partials(self, batch: Any) -> None:
+        """A batch of partial accumulators from a pre-combiner (combiner lifting)."""
+        self._process(batch, True)
+
+    def _process(self, batch: Any, partial: bool) -> None:
         grouping = self.grouping
         closed_before = grouping.dropped_closed
         with metrics_scope(self.metrics):
             try:
                 if self.columnar:
                     out, dropped = grouping.process(batch, self.input_watermark,
-                                                    self.output_watermark)
+                                                    self.output_watermark, partial)
                 else:
                     out, dropped = grouping.process_bundle(self._keyed(batch),
                                                            self.input_watermark,
@@ -177,6 +184,7 @@ class CombinePerKeyOperator(_GroupingOperator):
     """
 
     def __init__(self, label: str, windowing: Windowing, serialized_fn: bytes) -> None:
+        self.serialized_fn = serialized_fn
         self.combine_fn, self.args, self.kwargs = loads_user_code(serialized_fn)
         self.set_up = False
         super().__init__(label, windowing)
