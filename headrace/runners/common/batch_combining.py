@@ -147,20 +147,33 @@ class BatchCombiner:
 
     def _group_by_windows(self, values: List[Any], windows: List[tuple]
                           ) -> List[Tuple[tuple, Dict[Any, list]]]:
-        # Equal window tuples are usually the same object (assigned once per window start),
-        # and neighbours usually share it: bucket by identity, then group each bucket by key.
-        buckets: Dict[int, Tuple[tuple, list]] = {}
-        last: Any = None
-        append: Any = None
-        for value, element_windows in zip(values, windows):
-            if element_windows is not last:
-                last = element_windows
-                bucket = buckets.get(id(element_windows))
-                if bucket is None:
-                    bucket = buckets[id(element_windows)] = (element_windows, [])
-                append = bucket[1].append
-            append(value)
-        return [(w, self._group(vs)) for w, vs in buckets.values()]
+        return [(w, self._group(vs)) for w, vs in bucket_by_windows(values, windows)]
+
+
+def plain_pairs(values: List[Any]) -> bool:
+    """Whether every value is a ``(key, value)`` tuple with a key of a plain type (in C)."""
+    return (set(map(type, values)) == {tuple} and set(map(len, values)) == {2}
+            and set(map(type, map(_first, values))) <= _PLAIN_KEYS)
+
+
+def bucket_by_windows(values: List[Any], windows: List[tuple]) -> List[Tuple[tuple, list]]:
+    """``[(windows, values)]``: the values by their windows tuple, in first-seen order.
+
+    Equal window tuples are usually the same object (assigned once per window start)
+    and neighbours usually share it: buckets are found by identity.
+    """
+    buckets: Dict[int, Tuple[tuple, list]] = {}
+    last: Any = None
+    append: Any = None
+    for value, element_windows in zip(values, windows):
+        if element_windows is not last:
+            last = element_windows
+            bucket = buckets.get(id(element_windows))
+            if bucket is None:
+                bucket = buckets[id(element_windows)] = (element_windows, [])
+            append = bucket[1].append
+        append(value)
+    return list(buckets.values())
 
 
 

@@ -18,9 +18,13 @@ import heapq
 import itertools
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from headrace.runners.common.batch_combining import BatchCombiner
+from headrace.runners.common.batch_combining import (
+    BatchCombiner,
+    bucket_by_windows,
+    plain_pairs,
+)
 from headrace.runners.common.triggers import compile_trigger
-from headrace.runners.operators.batch import Batch, ColumnBatch
+from headrace.runners.operators.batch import Batch, ColumnBatch, as_columns
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.trigger import AccumulationMode
 from headrace.sdk.window import TimestampCombiner
@@ -83,12 +87,64 @@ class WindowedCombineTable(BatchCombiner):
 
         With ``partial``, the batch holds partial accumulators (see ``PartialCombiner``).
         """
+        if self.reduce is not None and not partial:
+            batch = self._add_in_place(batch, input_watermark, output_watermark)
         by_window, dropped = self.group_by_window(batch, input_watermark - self.lateness,
                                                   partial)
         out = _Panes()
         for window, (groups, owned) in by_window.items():
             self._add(window, groups, input_watermark, output_watermark, out, owned, partial)
         return out.batch(), dropped
+
+    def _add_in_place(self, batch: Batch, input_watermark: int,
+                      output_watermark: int) -> Batch:
+        """Add the values of windows that cannot fire yet straight into their buffers.
+
+        The common case of a wrapped callable (e.g. ``sum``) on time: one pass per
+        element, no grouping. Before the end of a window (``input_watermark < end``)
+        every key already in it is pending, holds the watermark and has its timer set,
+        so only new keys need that bookkeeping. Returns the elements left for
+        :meth:`_add` (other windows, several windows, or not plain pairs).
+        """
+        columns = as_columns(batch)
+        if columns.shared_windows:
+            buckets = [(columns.windows, columns.values)]
+        else:
+            buckets = bucket_by_windows(columns.values, columns.windows)
+        rest: List[Any] = []
+        rest_windows: List[tuple] = []
+        for windows, values in buckets:
+            if (len(windows) == 1 and input_watermark < windows[0].end_micros
+                    and windows[0].end_micros - 1 >= output_watermark and plain_pairs(values)):
+                self._buffer(windows[0], values)
+            else:
+                rest.extend(values)
+                rest_windows.extend([windows] * len(values))
+        return ColumnBatch(rest, 0, rest_windows)  # the timestamps do not matter (end of window)
+
+    def _buffer(self, window: Any, pairs: List[Tuple[Any, Any]]) -> None:
+        table = self.tables.get(window)
+        if table is None:
+            table = self.tables[window] = {}
+            heapq.heappush(self._gc, (min(window.end_micros + self.lateness + 1, MAX_MICROS),
+                                      next(self._sequence), window))
+        get, reduce, limit = table.get, self.reduce, self.buffer_limit
+        new = 0
+        for key, value in pairs:
+            state = get(key)
+            if state is None:
+                table[key] = [key, [value], 0, 0, True, True, True]
+                new += 1
+            else:
+                buffer = state[_ACC]
+                buffer.append(value)
+                if len(buffer) > limit:
+                    buffer[:] = [reduce(buffer)]
+        if new:
+            self._hold(window, new)
+            if window not in self._due_windows:
+                self._due_windows.add(window)
+                heapq.heappush(self._due, (window.end_micros, next(self._sequence), window))
 
     def _add(self, window: Any, groups: Dict[Any, list], input_watermark: int,
              output_watermark: int, out: "_Panes", owns_values: bool, partial: bool) -> None:
@@ -189,10 +245,7 @@ class WindowedCombineTable(BatchCombiner):
             state[_NONSPEC] += 1
             timing = _ON_TIME if maybe_on_time and nonspeculative == 0 else _LATE
         is_last = finished or (self.only_firing and timing == _ON_TIME)
-        pane_key = (index == 0, is_last, timing, index, nonspeculative)
-        info = self._panes.get(pane_key)
-        if info is None:
-            info = self._panes[pane_key] = PaneInfo(*pane_key)
+        info = self._pane(index == 0, is_last, timing, index, nonspeculative)
         accumulator = state[_ACC]
         if accumulator is None:  # an empty pane after a discarding one
             accumulator = self.create()
@@ -210,6 +263,57 @@ class WindowedCombineTable(BatchCombiner):
             return True
         return False
 
+    def _pane(self, *fields: Any) -> PaneInfo:
+        """The PaneInfo with ``fields`` (shared: panes are compared, never changed)."""
+        info = self._panes.get(fields)
+        if info is None:
+            info = self._panes[fields] = PaneInfo(*fields)
+        return info
+
+    def _fire_on_time(self, window: Any, out: "_Panes") -> None:
+        """The window's end timer fired: each key whose timer is set emits a pane.
+
+        This is :meth:`_output` with the output watermark at the end of the window
+        (never early, possibly on time), inlined: it runs once per key and window.
+        """
+        table = self.tables.get(window)
+        if not table:
+            return
+        reduce, extract, create = self.reduce, self.extract, self.create
+        discarding, only_firing = self.discarding, self.only_firing
+        first = self._pane(True, only_firing, _ON_TIME, 0, 0)
+        values: List[Any] = []
+        panes: List[PaneInfo] = []
+        released = 0
+        for state in table.values():
+            if not state[_TIMER]:
+                continue
+            state[_TIMER] = False
+            index, nonspeculative = state[_INDEX], state[_NONSPEC]
+            state[_INDEX], state[_NONSPEC] = index + 1, nonspeculative + 1
+            if index == 0 and nonspeculative == 0:
+                panes.append(first)
+            else:
+                timing = _ON_TIME if nonspeculative == 0 else _LATE
+                panes.append(self._pane(index == 0, only_firing and timing == _ON_TIME, timing,
+                                        index, nonspeculative))
+            accumulator = state[_ACC]
+            if accumulator is None:
+                accumulator = create()
+            if reduce is None:
+                values.append((state[_KEY], extract(accumulator)))
+            else:
+                values.append((state[_KEY], reduce([reduce(accumulator)]
+                                                   if len(accumulator) > 1 else accumulator)))
+            if discarding:
+                state[_ACC] = None
+            state[_PENDING] = False
+            if state[_HELD]:
+                state[_HELD] = False
+                released += 1
+        self._release(window, released)
+        out.extend(values, window.end_micros - 1, window, panes)
+
     # -- watermarks -----------------------------------------------------------------------------
     def fire_deferred(self) -> List[WindowedValue]:
         """The default trigger cannot fire before the watermark: nothing to evaluate."""
@@ -225,14 +329,9 @@ class WindowedCombineTable(BatchCombiner):
             if min(next_due, next_gc) > input_watermark:
                 return out.batch()
             if next_due <= next_gc:
-                end, _, window = heapq.heappop(due)
+                _, _, window = heapq.heappop(due)
                 self._due_windows.discard(window)
-                released = 0
-                for state in self.tables.get(window, {}).values():
-                    if state[_TIMER]:
-                        state[_TIMER] = False
-                        released += self._output(window, state, False, end, True, out)
-                self._release(window, released)
+                self._fire_on_time(window, out)
             else:
                 gc_time, _, window = heapq.heappop(gc)
                 table = self.tables.pop(window, {})
@@ -270,6 +369,14 @@ class _Panes:
         self.timestamps.append(timestamp)
         self.windows.append(self._windows)
         self.panes.append(pane)
+
+    def extend(self, values: List[Any], timestamp: int, window: Any,
+               panes: List[PaneInfo]) -> None:
+        """Panes of one window, all at ``timestamp``."""
+        self.values.extend(values)
+        self.timestamps.extend([timestamp] * len(values))
+        self.windows.extend([(window,)] * len(values))
+        self.panes.extend(panes)
 
     def batch(self) -> ColumnBatch:
         return ColumnBatch(self.values, self.timestamps, self.windows, self.panes)

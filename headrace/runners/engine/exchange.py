@@ -21,6 +21,7 @@ Frames are ``(kind, edge_id, payload)`` tuples, in order per channel:
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Callable, Dict, List
 
 from headrace.runners.engine.plan import BROADCAST, SINGLETON, Edge
@@ -39,6 +40,8 @@ BATCH_KINDS = (DATA, PARTIAL)
 #: send(destination subtask, frame kind, edge id, payload)
 Send = Callable[[int, int, int, Any], None]
 _CACHE_LIMIT = 1 << 16
+_CACHEABLE = frozenset(ENCODING_CONSISTENT_KEY_TYPES)
+_first = itemgetter(0)
 #: The key of an element that is not a pair: it stays on this subtask, whose consumer
 #: then fails with the message its transform gives for that mistake.
 _UNKEYED = object()
@@ -99,12 +102,28 @@ class ExchangeOutput(Operator):
         if self.parallelism == 1:
             return {0: batch}
         columns = as_columns(batch)
-        destination_of = self._destination_of
-        destinations = [destination_of(value) for value in columns.values]
+        destinations = self._destinations_of(columns.values)
         present = set(destinations)
         if len(present) == 1:
             return {present.pop(): columns}
         return {d: columns.select([x == d for x in destinations]) for d in sorted(present)}
+
+    def _destinations_of(self, values: List[Any]) -> List[int]:
+        """The destination subtask of each value; pairs with plain keys are looked up in C."""
+        if set(map(type, values)) == {tuple} and set(map(len, values)) == {2}:
+            keys = list(map(_first, values))
+            if set(map(type, keys)) <= _CACHEABLE:
+                cache = self._destinations
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                destinations = list(map(cache.get, keys))
+                if None in destinations:
+                    for key in set(keys).difference(cache):
+                        cache[key] = self._destination(key)
+                    destinations = list(map(cache.__getitem__, keys))
+                return destinations
+        destination_of = self._destination_of
+        return [destination_of(value) for value in values]
 
     def _destination_of(self, value: Any) -> int:
         key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _UNKEYED
