@@ -289,7 +289,8 @@ class WriteOperator(Operator):
 
     def process_batch(self, index: int, batch: Batch) -> None:
         try:
-            self.writer.write_batch([wv.value for wv in batch])
+            self.writer.write_batch(list(batch.values) if type(batch) is ColumnBatch
+                                    else [wv.value for wv in batch])
         except Exception as exc:
             reraise_with_label(exc, self.label)
 
