@@ -10,7 +10,7 @@ side of the exchange to merge (``lifted``).
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from headrace.runners.operators.batch import Batch, ColumnBatch, as_columns
 from headrace.sdk.coders import encode_key
@@ -186,6 +186,17 @@ class PartialCombiner(BatchCombiner):
     >>> partial.combine(ColumnBatch([("k", 1), ("k", 2), ("j", 5)], 0, (GLOBAL_WINDOW,))).values
     [('k', (2, [3])), ('j', (1, [5]))]
     """
+
+    def groups_at_most(self, batch: Batch) -> Optional[int]:
+        """An upper bound on the (key, window) groups of ``batch``, found in C, or None
+        when its values are not all pairs with plain keys."""
+        columns = as_columns(batch)
+        if not plain_pairs(columns.values):
+            return None
+        keys = len(set(map(_first, columns.values)))
+        if columns.shared_windows:
+            return keys * len(columns.windows)
+        return keys * len(set(map(id, columns.windows))) * max(map(len, columns.windows))
 
     def combine(self, batch: Batch) -> ColumnBatch:
         """``(key, (number of values, partial accumulator))`` per window and key."""

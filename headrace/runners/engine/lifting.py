@@ -9,8 +9,11 @@ combined and sent on at once, so the consumer sees the same bundles, late-data
 decisions and panes as without lifting; only fewer records cross the exchange.
 
 Pre-combining costs a grouping pass; it pays only when keys repeat within a
-batch. When a batch hardly shrinks (more than :data:`MIN_REDUCTION` of its
-records left), the next :data:`PASS_THROUGH_BATCHES` batches go out as they are.
+batch. For pairs with plain keys the number of (key, window) groups is bounded
+in C first (distinct keys times distinct windows); a batch that would not shrink
+to :data:`MIN_REDUCTION` of its records goes out as it is. For other keys a batch
+is combined, and when it hardly shrank the next :data:`PASS_THROUGH_BATCHES`
+batches go out as they are.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from headrace.runners.operators.grouping_operators import CombinePerKeyOperator,
 from headrace.sdk.metrics import metrics_scope
 
 #: A pre-combined batch must be at most this fraction of the input to be worth it.
-MIN_REDUCTION = 0.5
+MIN_REDUCTION = 0.25
 #: Batches sent as they are after one that did not shrink enough, before trying again.
 PASS_THROUGH_BATCHES = 32
 
@@ -72,8 +75,10 @@ class PartialCombineOperator(Operator):
                 reraise_with_label(exc, self.consumer_label)
 
     def process_batch(self, index: int, batch: Batch) -> None:
-        if self.pass_through:
-            self.pass_through -= 1
+        estimate = self.partial.groups_at_most(batch)
+        if self.pass_through or (estimate is not None
+                                 and estimate > MIN_REDUCTION * len(batch)):
+            self.pass_through = max(0, self.pass_through - 1)
             self.exchange.route(batch, DATA)
             return
         with metrics_scope(self.metrics):
@@ -81,7 +86,7 @@ class PartialCombineOperator(Operator):
                 partials = self.partial.combine(batch)
             except Exception as exc:
                 reraise_with_label(exc, self.consumer_label)
-        if len(partials) > MIN_REDUCTION * len(batch):
+        if estimate is None and len(partials) > MIN_REDUCTION * len(batch):
             self.pass_through = PASS_THROUGH_BATCHES
         self.records_out += len(partials)
         self.exchange.route(partials, PARTIAL)

@@ -9,6 +9,12 @@ arrive for a window already past its allowed lateness are dropped and
 counted (``dropped_late_elements``; those for a window whose trigger has
 finished in ``dropped_closed_window_elements``), in the ``headrace``
 namespace of the step's metrics.
+
+For the common windowing (default trigger, non-merging windows, end-of-window
+timestamps) CombinePerKey runs a
+:class:`~headrace.runners.common.windowed_combine.WindowedCombineTable` instead,
+which emits the same panes from a dict of accumulators per window and takes
+column batches and pre-combined partial accumulators (``process_partials``).
 """
 from __future__ import annotations
 
