@@ -253,15 +253,14 @@ class WindowIntoOperator(Operator):
         cache = self._windows_by_start
         if len(cache) > _WINDOW_CACHE_LIMIT:
             cache.clear()
-        column = []
-        append = column.append
-        for t in timestamps:
-            start = t - (t - offset) % period
-            windows = cache.get(start)
-            if windows is None:
-                # Assigned once per start: every element of that start shares the tuple.
-                windows = cache[start] = tuple(fn.assign_micros(t, None, None))
-            append(windows)
+        starts = [t - (t - offset) % period for t in timestamps]
+        column = list(map(cache.get, starts))
+        if None in column:
+            # Assigned once per start: every element of that start shares the tuple.
+            for start, t in zip(starts, timestamps):
+                if start not in cache:
+                    cache[start] = tuple(fn.assign_micros(t, None, None))
+            column = list(map(cache.__getitem__, starts))
         return ColumnBatch(batch.values, timestamps, column, batch.pane_info)
 
 
