@@ -19,6 +19,12 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def _to_micros(value: object, what: str) -> int:
+    # Plain floats and ints first: the per-element case (e.g. TimestampedValue in a Map).
+    kind = type(value)
+    if kind is float:
+        return int(round(value * 1_000_000))
+    if kind is int:
+        return value * 1_000_000
     if isinstance(value, (Timestamp, Duration)):
         return value.micros
     if isinstance(value, bool):
@@ -43,6 +49,11 @@ def to_micros(value: object, what: str = "timestamp") -> int:
     >>> to_micros(1.5)
     1500000
     """
+    kind = type(value)
+    if kind is float:
+        return int(round(value * 1_000_000))
+    if kind is int:
+        return value * 1_000_000
     return _to_micros(value, what)
 
 

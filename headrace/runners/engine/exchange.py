@@ -10,6 +10,8 @@ not idle, exactly as an operator combines its inputs.
 Frames are ``(kind, edge_id, payload)`` tuples, in order per channel:
 
 - ``DATA``: a batch, in columns (see :func:`encode_batch`);
+- ``PARTIAL``: a batch of partial accumulators for a lifted CombinePerKey
+  (see ``lifting``), in columns too;
 - ``WATERMARK``: int microseconds; ``IDLE``: a bool;
 - ``END``: the producer subtask will send nothing more on this edge (its
   watermark is final);
@@ -19,27 +21,33 @@ Frames are ``(kind, edge_id, payload)`` tuples, in order per channel:
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Callable, Dict, List
 
 from headrace.runners.engine.plan import BROADCAST, SINGLETON, Edge
 from headrace.runners.operators.base import Operator
+from headrace.runners.operators.batch import Batch, ColumnBatch, as_columns
 from headrace.runners.state.base.key_groups import key_group_for
 from headrace.sdk.coders import encode_key
 from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.windowed_value import WindowedValue
 
-DATA, WATERMARK, IDLE, END, BARRIER = 0, 1, 2, 3, 4
+DATA, WATERMARK, IDLE, END, BARRIER, PARTIAL = 0, 1, 2, 3, 4, 5
+#: The frame kinds that carry a batch.
+BATCH_KINDS = (DATA, PARTIAL)
 
 #: send(destination subtask, frame kind, edge id, payload)
 Send = Callable[[int, int, int, Any], None]
 _CACHE_LIMIT = 1 << 16
+_CACHEABLE = frozenset(ENCODING_CONSISTENT_KEY_TYPES)
+_first = itemgetter(0)
 #: The key of an element that is not a pair: it stays on this subtask, whose consumer
 #: then fails with the message its transform gives for that mistake.
 _UNKEYED = object()
 
 
-def encode_batch(batch: List[WindowedValue]) -> tuple:
+def encode_batch(batch: Batch) -> tuple:
     """A batch as columns; a column shared by every element is sent once.
 
     >>> from headrace.sdk.window import GLOBAL_WINDOW
@@ -47,28 +55,12 @@ def encode_batch(batch: List[WindowedValue]) -> tuple:
     >>> [wv.value for wv in decode_batch(encode_batch(batch))]
     ['a', 'b']
     """
-    first = batch[0]
-    values = [wv.value for wv in batch]
-    return (values, _column(batch, "timestamp_micros", first.timestamp_micros),
-            _column(batch, "windows", first.windows), _column(batch, "pane_info",
-                                                              first.pane_info))
+    columns = as_columns(batch)
+    return (columns.values, columns.timestamps, columns.windows, columns.pane_info)
 
 
-def _column(batch: List[WindowedValue], attribute: str, first: Any) -> tuple:
-    column = [getattr(wv, attribute) for wv in batch]
-    if all(item is first or item == first for item in column):
-        return (True, first)
-    return (False, column)
-
-
-def decode_batch(columns: tuple) -> List[WindowedValue]:
-    values, (ts_shared, ts), (w_shared, windows), (p_shared, panes) = columns
-    n = len(values)
-    ts = [ts] * n if ts_shared else ts
-    windows = [windows] * n if w_shared else windows
-    panes = [panes] * n if p_shared else panes
-    make = WindowedValue.of
-    return [make(v, t, w, p) for v, t, w, p in zip(values, ts, windows, panes)]
+def decode_batch(columns: tuple) -> Batch:
+    return ColumnBatch(*columns)
 
 
 class ExchangeOutput(Operator):
@@ -90,38 +82,60 @@ class ExchangeOutput(Operator):
         self._destinations: Dict[Any, int] = {}
 
     def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
+        self.route(batch, DATA)
+
+    def route(self, batch: Batch, kind: int) -> None:
+        """Send ``batch`` as frames of ``kind`` (``DATA`` or ``PARTIAL``) where it belongs."""
+        if not batch:
+            return
         edge_id, partitioning = self.edge.edge_id, self.edge.partitioning
         if partitioning == BROADCAST:
             for destination in range(self.parallelism):
-                self.send(destination, DATA, edge_id, batch)
+                self.send(destination, kind, edge_id, batch)
         elif partitioning == SINGLETON:
-            self.send(0, DATA, edge_id, batch)
+            self.send(0, kind, edge_id, batch)
         else:
             for destination, part in self._split_by_key(batch).items():
-                self.send(destination, DATA, edge_id, part)
+                self.send(destination, kind, edge_id, part)
 
-    def _split_by_key(self, batch: List[WindowedValue]) -> Dict[int, List[WindowedValue]]:
+    def _split_by_key(self, batch: Batch) -> Dict[int, Batch]:
         if self.parallelism == 1:
             return {0: batch}
-        parts: Dict[int, List[WindowedValue]] = {}
-        cache = self._destinations
-        for wv in batch:
-            value = wv.value
-            key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _UNKEYED
-            if type(key) in ENCODING_CONSISTENT_KEY_TYPES:
-                destination = cache.get(key)
-                if destination is None:
-                    if len(cache) >= _CACHE_LIMIT:
-                        cache.clear()
-                    destination = cache[key] = self._destination(key)
-            else:
-                destination = self._destination(key)
-            part = parts.get(destination)
-            if part is None:
-                parts[destination] = [wv]
-            else:
-                part.append(wv)
-        return parts
+        columns = as_columns(batch)
+        destinations = self._destinations_of(columns.values)
+        present = set(destinations)
+        if len(present) == 1:
+            return {present.pop(): columns}
+        return {d: columns.select([x == d for x in destinations]) for d in sorted(present)}
+
+    def _destinations_of(self, values: List[Any]) -> List[int]:
+        """The destination subtask of each value; pairs with plain keys are looked up in C."""
+        if set(map(type, values)) == {tuple} and set(map(len, values)) == {2}:
+            keys = list(map(_first, values))
+            if set(map(type, keys)) <= _CACHEABLE:
+                cache = self._destinations
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                destinations = list(map(cache.get, keys))
+                if None in destinations:
+                    for key in set(keys).difference(cache):
+                        cache[key] = self._destination(key)
+                    destinations = list(map(cache.__getitem__, keys))
+                return destinations
+        destination_of = self._destination_of
+        return [destination_of(value) for value in values]
+
+    def _destination_of(self, value: Any) -> int:
+        key = value[0] if isinstance(value, (tuple, list)) and len(value) == 2 else _UNKEYED
+        if type(key) in ENCODING_CONSISTENT_KEY_TYPES:
+            cache = self._destinations
+            destination = cache.get(key)
+            if destination is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                destination = cache[key] = self._destination(key)
+            return destination
+        return self._destination(key)
 
     def _destination(self, key: Any) -> int:
         if key is _UNKEYED:
@@ -161,6 +175,9 @@ class InputGate(Operator):
         """Apply one frame that arrived from producer subtask ``channel``."""
         if kind == DATA:
             self.process_batch(channel, payload)
+        elif kind == PARTIAL:
+            for consumer, _ in self.receivers[None]:
+                consumer.process_partials(payload)
         elif kind == WATERMARK:
             self.on_watermark(channel, payload)
         elif kind == END:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from headrace.runners.engine.exchange import DATA, decode_batch, encode_batch
+from headrace.runners.engine.exchange import BATCH_KINDS, decode_batch, encode_batch
 from headrace.runners.engine.task import SubtaskGraph
 from headrace.runners.engine.transport import Inbox, Outbox
 from headrace.runners.operators.base import fire_processing_time
@@ -70,7 +70,7 @@ class SubtaskRuntime:
         pending = self.pending[destination]
         if not pending.frames:
             pending.since = time.monotonic()
-        if kind == DATA:
+        if kind in BATCH_KINDS:
             pending.records += len(payload)
             payload = encode_batch(payload)
         pending.frames.append((kind, edge_id, payload))
@@ -99,7 +99,7 @@ class SubtaskRuntime:
             for message in inbox.read():
                 got = True
                 for kind, edge_id, payload in pickle.loads(message):
-                    if kind == DATA:
+                    if kind in BATCH_KINDS:
                         payload = decode_batch(payload)
                     deliver(source, kind, edge_id, payload)
         return got

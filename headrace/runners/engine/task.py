@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from headrace.runners.engine.exchange import ExchangeOutput, InputGate
-from headrace.runners.engine.plan import FINALIZE, FORWARD, WRITE, PhysicalPlan, PlanNode
+from headrace.runners.engine.lifting import PartialCombineOperator, can_lift
+from headrace.runners.engine.plan import FINALIZE, FORWARD, KEYED, WRITE, PhysicalPlan, PlanNode
 from headrace.runners.operators.base import (
     FinalizeWriteOperator,
     Operator,
@@ -24,6 +25,7 @@ from headrace.runners.operators.pardo_operator import ParDoOperator
 from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
 from headrace.sdk.io_base import assign_splits
 from headrace.sdk.primitives import Read
+from headrace.sdk.serialization import loads_user_code
 from headrace.sdk.timestamp import MAX_MICROS
 
 #: send(destination subtask, frame kind, edge id, payload) for frames to other subtasks.
@@ -46,6 +48,8 @@ class SubtaskGraph:
             operator.clock = clock
             if isinstance(operator, (ParDoOperator, GroupByKeyOperator, CombinePerKeyOperator)):
                 operator.bundle_per_batch = streaming
+        #: Pre-combiners in front of lifted CombinePerKey exchanges (see ``lifting``).
+        self.partial_combiners: List[PartialCombineOperator] = []
         for edge in plan.edges:
             producer = self.operators[edge.producer]
             consumer = self.operators[edge.consumer]
@@ -54,7 +58,15 @@ class SubtaskGraph:
                 continue
             exchange = ExchangeOutput(edge, consumer.label, subtask, plan.parallelism,
                                       plan.max_parallelism, self.send)
-            producer.receivers.setdefault(edge.tag, []).append((exchange, 0))
+            entry: Operator = exchange
+            if edge.partitioning == KEYED and plan.parallelism > 1 and can_lift(consumer):
+                # Combiner lifting: partial accumulators cross the exchange, not elements.
+                entry = PartialCombineOperator(consumer,
+                                               loads_user_code(consumer.serialized_fn)[0],
+                                               exchange)
+                entry.clock = clock
+                self.partial_combiners.append(entry)
+            producer.receivers.setdefault(edge.tag, []).append((entry, 0))
             gate = self.gates[edge.edge_id] = InputGate(edge, consumer.label, plan.parallelism)
             gate.receivers[None] = [(consumer, edge.index)]
         self.readers = [op for op in self.operators.values() if isinstance(op, ReadOperator)]
@@ -88,7 +100,7 @@ class SubtaskGraph:
         """Start every operator and open the readers; returns those started (to close)."""
         started: List[Operator] = []
         try:
-            for operator in self.operators.values():
+            for operator in [*self.operators.values(), *self.partial_combiners]:
                 operator.start()
                 started.append(operator)
             for reader in self.readers:

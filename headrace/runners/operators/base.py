@@ -7,19 +7,28 @@ would make them late.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from headrace.runners.common.errors import reraise_with_label
+from headrace.runners.operators.batch import ColumnBatch
 from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, MetricsContainer
 from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
-from headrace.sdk.window import GLOBAL_WINDOW, TimestampedValue
+from headrace.sdk.window import (
+    GLOBAL_WINDOW,
+    FixedWindows,
+    GlobalWindows,
+    SlidingWindows,
+    TimestampedValue,
+)
 from headrace.sdk.windowed_value import WindowedValue
 
 #: The gauge (int micros) through which every step reports its output watermark.
 OUTPUT_WATERMARK = MetricName(SYSTEM_NAMESPACE, "output_watermark")
 
 Receiver = Tuple["Operator", int]
-Batch = List[WindowedValue]
+Batch = Union[List[WindowedValue], ColumnBatch]
+#: Window tuples kept per window start by the column fast path of WindowInto.
+_WINDOW_CACHE_LIMIT = 4096
 
 
 class Operator:
@@ -181,8 +190,14 @@ class WindowIntoOperator(Operator):
             self.lateness = windowing.allowed_lateness_micros
         else:
             self.window_fn, self.late_tag, self.lateness = windowing, None, 0
+        self._windows_by_start: Dict[int, tuple] = {}
 
     def process_batch(self, index: int, batch: Batch) -> None:
+        if type(batch) is ColumnBatch and self.late_tag is None:
+            columns = self._assign_columns(batch)
+            if columns is not None:
+                self.emit_batch(None, columns)
+                return
         assign = self.window_fn.assign_micros
         out = []
         late = []
@@ -209,6 +224,46 @@ class WindowIntoOperator(Operator):
             self.emit_batch(self.late_tag, late)
 
 
+    def _assign_columns(self, batch: ColumnBatch) -> Optional[ColumnBatch]:
+        """Assign the built-in window functions by arithmetic on the timestamp column.
+
+        Only for elements in one window each (several windows mean duplication, done
+        element by element); windows are shared by every element of the same start.
+        """
+        fn = self.window_fn
+        kind = type(fn)
+        if kind not in (FixedWindows, SlidingWindows, GlobalWindows) or (
+                kind is SlidingWindows and fn.size_micros % fn.period_micros):
+            # Sliding windows whose size is not a multiple of the period: an element's
+            # windows depend on more than the start of its last window.
+            return None
+        if batch.shared_windows:
+            if len(batch.windows) != 1:
+                return None
+        elif set(map(len, batch.windows)) != {1}:
+            return None
+        if kind is GlobalWindows:
+            return ColumnBatch(batch.values, batch.timestamps, (GLOBAL_WINDOW,), batch.pane_info)
+        timestamps = batch.timestamps
+        if batch.shared_timestamp:
+            windows = tuple(fn.assign_micros(timestamps, None, None))
+            return ColumnBatch(batch.values, timestamps, windows, batch.pane_info)
+        period = fn.size_micros if kind is FixedWindows else fn.period_micros
+        offset = fn.offset_micros
+        cache = self._windows_by_start
+        if len(cache) > _WINDOW_CACHE_LIMIT:
+            cache.clear()
+        starts = [t - (t - offset) % period for t in timestamps]
+        column = list(map(cache.get, starts))
+        if None in column:
+            # Assigned once per start: every element of that start shares the tuple.
+            for start, t in zip(starts, timestamps):
+                if start not in cache:
+                    cache[start] = tuple(fn.assign_micros(t, None, None))
+            column = list(map(cache.__getitem__, starts))
+        return ColumnBatch(batch.values, timestamps, column, batch.pane_info)
+
+
 class WriteOperator(Operator):
     """Writes every element, then closes and finalizes the sink at the end of input.
 
@@ -233,7 +288,8 @@ class WriteOperator(Operator):
 
     def process_batch(self, index: int, batch: Batch) -> None:
         try:
-            self.writer.write_batch([wv.value for wv in batch])
+            self.writer.write_batch(list(batch.values) if type(batch) is ColumnBatch
+                                    else [wv.value for wv in batch])
         except Exception as exc:
             reraise_with_label(exc, self.label)
 

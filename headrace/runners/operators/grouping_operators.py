@@ -9,6 +9,12 @@ arrive for a window already past its allowed lateness are dropped and
 counted (``dropped_late_elements``; those for a window whose trigger has
 finished in ``dropped_closed_window_elements``), in the ``headrace``
 namespace of the step's metrics.
+
+For the common windowing (default trigger, non-merging windows, end-of-window
+timestamps) CombinePerKey runs a
+:class:`~headrace.runners.common.windowed_combine.WindowedCombineTable` instead,
+which emits the same panes from a dict of accumulators per window and takes
+column batches and pre-combined partial accumulators (``process_partials``).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from headrace.runners.common.grouping import (
     CombiningAggregation,
     TriggeredGrouping,
 )
+from headrace.runners.common.windowed_combine import WindowedCombineTable, supports
 from headrace.runners.operators.base import Operator
 from headrace.runners.state.base import TimerService
 from headrace.runners.state.memory import MemoryStateBackend
@@ -54,8 +61,13 @@ class _GroupingOperator(Operator):
         self.windowing = windowing
         self.backend = MemoryStateBackend()
         self.timers = TimerService()
-        self.grouping = TriggeredGrouping(windowing, self.make_aggregation(), self.backend,
-                                          self.timers)
+        self.grouping = self.make_grouping()
+        #: The grouping takes whole batches (``process``), not keyed tuples.
+        self.columnar = isinstance(self.grouping, WindowedCombineTable)
+
+    def make_grouping(self) -> Any:
+        return TriggeredGrouping(self.windowing, self.make_aggregation(), self.backend,
+                                 self.timers)
 
     def make_aggregation(self) -> Any:
         raise NotImplementedError
@@ -89,12 +101,24 @@ class _GroupingOperator(Operator):
         return keyed
 
     def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
+        self._process(batch, False)
+
+    def process_partials(self, batch: Any) -> None:
+        """A batch of partial accumulators from a pre-combiner (combiner lifting)."""
+        self._process(batch, True)
+
+    def _process(self, batch: Any, partial: bool) -> None:
         grouping = self.grouping
         closed_before = grouping.dropped_closed
         with metrics_scope(self.metrics):
             try:
-                out, dropped = grouping.process_bundle(self._keyed(batch), self.input_watermark,
-                                                       self.output_watermark, self._now())
+                if self.columnar:
+                    out, dropped = grouping.process(batch, self.input_watermark,
+                                                    self.output_watermark, partial)
+                else:
+                    out, dropped = grouping.process_bundle(self._keyed(batch),
+                                                           self.input_watermark,
+                                                           self.output_watermark, self._now())
             except Exception as exc:
                 reraise_with_label(exc, self.label)
         if dropped:
@@ -119,7 +143,8 @@ class _GroupingOperator(Operator):
         with metrics_scope(self.metrics):
             try:
                 out = self.grouping.fire_deferred() if self.grouping.defer_firing else []
-                out += self.grouping.on_watermark(watermark, self._now())
+                fired = self.grouping.on_watermark(watermark, self._now())
+                out = out + list(fired) if out else fired
             except Exception as exc:
                 reraise_with_label(exc, self.label)
         self.emit_batch(None, out)
@@ -165,9 +190,17 @@ class CombinePerKeyOperator(_GroupingOperator):
     """
 
     def __init__(self, label: str, windowing: Windowing, serialized_fn: bytes) -> None:
+        self.serialized_fn = serialized_fn
         self.combine_fn, self.args, self.kwargs = loads_user_code(serialized_fn)
         self.set_up = False
         super().__init__(label, windowing)
+
+    def make_grouping(self) -> Any:
+        if supports(self.windowing):
+            label = self.label
+            return WindowedCombineTable(self.windowing, self.combine_fn, self.args, self.kwargs,
+                                        lambda element: split_key_value(element, label))
+        return super().make_grouping()
 
     def make_aggregation(self) -> CombiningAggregation:
         return CombiningAggregation(self.combine_fn, self._call)

@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Optional
 from headrace.runners.common.dofn_invoker import make_process_invoker
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.operators.base import Operator
+from headrace.runners.operators.batch import Batch, ColumnBatch, as_columns
 from headrace.sdk.callable_dofn import CallableWrapperDoFn
 from headrace.sdk.metrics import metrics_scope
 from headrace.sdk.pvalue import AsSideInput, TaggedOutput
@@ -18,7 +19,12 @@ from headrace.sdk.windowing import Windowing
 
 _LOG = logging.getLogger(__name__)
 #: Outputs that are more than a value: they need _emit_results' handling.
-_SPECIAL_OUTPUTS = (TaggedOutput, TimestampedValue, WindowedValue)
+_SPECIAL_OUTPUTS = frozenset((TaggedOutput, TimestampedValue, WindowedValue))
+
+
+def _with_extra_args(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Callable[[Any], Any]:
+    """``fn`` called with the element first, then the transform's extra arguments."""
+    return lambda value: fn(value, *args, **kwargs)
 
 
 class SideInput:
@@ -148,36 +154,77 @@ class ParDoOperator(Operator):
                 reraise_with_label(exc, self.label)
         self._flush_outputs()
 
-    def _process_simple(self, batch: List[WindowedValue]) -> None:
+    def _process_simple(self, batch: Batch) -> None:
         """Map, FlatMap and Filter of a plain function: one comprehension per batch.
 
-        Outputs that need more than a new value (tagged, timestamped or windowed) are
-        rare; they go through :meth:`_emit_results` afterwards, in order.
+        The output is a :class:`ColumnBatch` sharing the input's metadata; outputs
+        that are ``TimestampedValue`` s become its timestamp column. Other outputs
+        that need more than a new value (tagged or windowed) are rare; they go through
+        :meth:`_emit_results` afterwards, in order.
         """
+        columns = as_columns(batch)
         fn, kind = self.fn.fn, self.simple_kind
         args, kwargs = self.invoker.static_args, self.invoker.static_kwargs
-        make = WindowedValue.of
+        if args or kwargs:
+            fn = _with_extra_args(fn, args, kwargs)
+        values = columns.values
         if kind == "filter":
-            self.outputs[None] = [wv for wv in batch if fn(wv.value, *args, **kwargs)]
+            if columns.uniform:
+                self.outputs[None] = columns.with_values([v for v in values if fn(v)])
+            else:
+                self.outputs[None] = columns.select([fn(v) for v in values])
             return
         if kind == "map":
-            out = [make(fn(wv.value, *args, **kwargs), wv.timestamp_micros, wv.windows,
-                        wv.pane_info) for wv in batch]
-        else:
-            out = []
-            for wv in batch:
-                results = fn(wv.value, *args, **kwargs)
+            out = columns.with_values([fn(v) for v in values])
+        elif columns.uniform:
+            out_values: List[Any] = []
+            extend = out_values.extend
+            for value in values:
+                results = fn(value)
                 if results is None:
                     continue
                 if isinstance(results, (str, bytes, dict)):
                     self._emit_results(results, 0, (), None)  # raises the usual TypeError
-                timestamp, windows, pane = wv.timestamp_micros, wv.windows, wv.pane_info
-                out.extend([make(r, timestamp, windows, pane) for r in results])
-        if any(type(wv.value) in _SPECIAL_OUTPUTS for wv in out):
-            for wv in out:
-                self._emit_results((wv.value,), wv.timestamp_micros, wv.windows, wv.pane_info)
-            return
+                extend(results)
+            out = columns.with_values(out_values)
+        else:
+            out = self._flatmap_columns(fn, columns)
+        types = set(map(type, out.values))
+        if not types.isdisjoint(_SPECIAL_OUTPUTS):
+            if types == {TimestampedValue} and self.reassign is None:
+                # As Beam, a timestamped output keeps its input's windows: a new timestamp
+                # column is all that changes.
+                out = ColumnBatch([o.value for o in out.values],
+                                  [o.timestamp_micros for o in out.values], out.windows,
+                                  out.pane_info)
+            else:
+                for wv in out:
+                    self._emit_results((wv.value,), wv.timestamp_micros, wv.windows,
+                                       wv.pane_info)
+                return
         self.outputs[None] = out
+
+    def _flatmap_columns(self, fn: Callable[[Any], Any], columns: ColumnBatch) -> ColumnBatch:
+        """FlatMap over elements whose timestamps or windows differ: repeat them per output."""
+        out_values: List[Any] = []
+        out_ts: List[int] = []
+        out_windows: List[tuple] = []
+        out_panes: List[Any] = []
+        for value, timestamp, windows, pane in zip(columns.values, columns.timestamp_column(),
+                                                   columns.window_column(),
+                                                   columns.pane_column()):
+            results = fn(value)
+            if results is None:
+                continue
+            if isinstance(results, (str, bytes, dict)):
+                self._emit_results(results, 0, (), None)  # raises the usual TypeError
+            before = len(out_values)
+            out_values.extend(results)
+            added = len(out_values) - before
+            out_ts.extend([timestamp] * added)
+            out_windows.extend([windows] * added)
+            out_panes.extend([pane] * added)
+        return ColumnBatch(out_values, out_ts, out_windows, out_panes)
 
     def _drop_undeclared(self, tag: str) -> None:
         """Beam drops outputs to tags nobody reads; say so once, so a typo is findable."""
