@@ -9,7 +9,7 @@ for the runners' hot paths and expose :class:`Timestamp` s to users.
 from __future__ import annotations
 
 import abc
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 from headrace.sdk.timestamp import (
     GLOBAL_WINDOW_END_MICROS,
@@ -41,10 +41,10 @@ class BoundedWindow:
 
     @property
     def end(self) -> Timestamp:
-        return Timestamp(micros=self.end_micros)
+        return _timestamp(self.end_micros)
 
     def max_timestamp(self) -> Timestamp:
-        return Timestamp(micros=self.end_micros - 1)
+        return _timestamp(self.end_micros - 1)
 
     @property
     def max_timestamp_micros(self) -> int:
@@ -90,24 +90,28 @@ class IntervalWindow(BoundedWindow):
 
     >>> IntervalWindow(0, 10).contains(Timestamp(9.5))
     True
+
+    Windows key the state of every windowed operator, so the hash is computed once.
     """
 
-    __slots__ = ("start_micros",)
+    __slots__ = ("start_micros", "_hash")
 
     def __init__(self, start: Any, end: Any) -> None:
         super().__init__(end)
         self.start_micros = to_micros(start, "window start")
+        self._hash = hash((self.start_micros, self.end_micros))
 
     @classmethod
     def from_micros(cls, start_micros: int, end_micros: int) -> "IntervalWindow":
         window = cls.__new__(cls)
         window.start_micros = start_micros
         window.end_micros = end_micros
+        window._hash = hash((start_micros, end_micros))
         return window
 
     @property
     def start(self) -> Timestamp:
-        return Timestamp(micros=self.start_micros)
+        return _timestamp(self.start_micros)
 
     def contains(self, timestamp: Any) -> bool:
         micros = to_micros(timestamp)
@@ -121,20 +125,28 @@ class IntervalWindow(BoundedWindow):
                                           max(self.end_micros, other.end_micros))
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, IntervalWindow) and self.start_micros == other.start_micros
-                and self.end_micros == other.end_micros)
+        return other is self or (
+            isinstance(other, IntervalWindow) and self.start_micros == other.start_micros
+            and self.end_micros == other.end_micros)
 
     def __lt__(self, other: "IntervalWindow") -> bool:
         return (self.end_micros, self.start_micros) < (other.end_micros, other.start_micros)
 
     def __hash__(self) -> int:
-        return hash((self.start_micros, self.end_micros))
+        return self._hash
 
     def __repr__(self) -> str:
         return f"IntervalWindow({_seconds(self.start_micros)}, {_seconds(self.end_micros)})"
 
     def __reduce__(self):
         return (IntervalWindow.from_micros, (self.start_micros, self.end_micros))
+
+
+def _timestamp(micros: int) -> Timestamp:
+    """``Timestamp(micros=micros)`` without its argument checks (``micros`` is an int)."""
+    timestamp = Timestamp.__new__(Timestamp)
+    timestamp.micros = micros
+    return timestamp
 
 
 def _seconds(micros: int) -> str:
@@ -156,7 +168,7 @@ class TimestampedValue:
 
     @property
     def timestamp(self) -> Timestamp:
-        return Timestamp(micros=self.timestamp_micros)
+        return _timestamp(self.timestamp_micros)
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, TimestampedValue) and self.value == other.value
@@ -262,6 +274,9 @@ class FixedWindows(NonMergingWindowFn):
     def __init__(self, size: Any, offset: Any = 0) -> None:
         self.size_micros = _positive_micros(size, "FixedWindows size")
         self.offset_micros = Duration.of(offset).micros % self.size_micros
+        # The last window assigned: consecutive elements mostly fall in one window, and
+        # sharing the object makes every lookup keyed by it an identity match.
+        self._last: Tuple[int, tuple] = (MIN_MICROS, ())
 
     @property
     def size(self) -> Duration:
@@ -276,7 +291,24 @@ class FixedWindows(NonMergingWindowFn):
 
     def assign_micros(self, timestamp_micros, element, window):
         start = timestamp_micros - (timestamp_micros - self.offset_micros) % self.size_micros
-        return (IntervalWindow.from_micros(start, start + self.size_micros),)
+        last = self._last
+        if last[0] == start:
+            return last[1]
+        windows = (IntervalWindow.from_micros(start, start + self.size_micros),)
+        self._last = (start, windows)
+        return windows
+
+    def __eq__(self, other: object) -> bool:
+        return (type(self) is type(other) and self.size_micros == other.size_micros
+                and self.offset_micros == other.offset_micros)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.size_micros, self.offset_micros))
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_last"] = (MIN_MICROS, ())
+        return state
 
     def __repr__(self) -> str:
         return f"FixedWindows({self.size_micros / 1e6:g}, offset={self.offset_micros / 1e6:g})"

@@ -14,6 +14,8 @@ from headrace.sdk.pardo import SideInputSlot
 from headrace.sdk.timestamp import Timestamp
 
 _ELEMENT, _TIMESTAMP, _WINDOW, _ARG, _SIDE, _CONTEXT = range(6)
+#: The kinds of parameter in :meth:`DoFnInvoker.plan`, for runners that bind calls themselves.
+ELEMENT, TIMESTAMP, WINDOW, ARG, SIDE, CONTEXT = range(6)
 _PARAM_KINDS = {"ElementParam": _ELEMENT, "TimestampParam": _TIMESTAMP, "WindowParam": _WINDOW}
 #: Parameters the operator resolves through the ``context`` callable given to ``invoke``.
 CONTEXT_PARAMS = frozenset({"PaneInfoParam", "KeyParam", "StateParam", "TimerParam",
@@ -114,6 +116,12 @@ class DoFnInvoker:
             if unknown:
                 raise TypeError(f"{self.label}: unexpected keyword argument(s) {sorted(unknown)} "
                                 f"for {self.method.__qualname__}{signature}")
+
+    def plan(self) -> Tuple[List[Tuple[int, Any]], Dict[str, Tuple[int, Any]]]:
+        """``(positional, keyword)``: ``(kind, extra)`` for each positional parameter (the
+        element first) and each keyword one; ``extra`` is the value of an ``ARG``, the index
+        of a ``SIDE`` input, the marker of a ``CONTEXT`` parameter."""
+        return list(self._positional), dict(self._keyword)
 
     def invoke(self, value: Any, timestamp_micros: int = 0, window: Any = None,
                side_values: Sequence[Any] = (),

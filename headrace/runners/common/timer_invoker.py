@@ -28,6 +28,8 @@ from headrace.sdk.timestamp import Timestamp
 from headrace.sdk.userstate import TimerSpec, get_dofn_specs
 
 _TIMESTAMP, _WINDOW, _CONTEXT = range(3)
+#: The kinds of parameter in :attr:`TimerCallbackInvoker.plan`.
+TIMESTAMP, WINDOW, CONTEXT = range(3)
 _CONTEXT_MARKERS = frozenset({"KeyParam", "StateParam", "TimerParam", "DynamicTimerTagParam",
                               "PaneInfoParam"})
 
@@ -39,7 +41,8 @@ class TimerCallbackInvoker:
         self.method = method
         self.spec = spec
         self.label = label
-        self._plan: List[Tuple[str, int, Any]] = []
+        #: ``(parameter name, kind, marker)`` for each parameter, the marker for CONTEXT ones.
+        self.plan: List[Tuple[str, int, Any]] = []
         try:
             signature = inspect.signature(method)
         except (TypeError, ValueError):
@@ -49,11 +52,11 @@ class TimerCallbackInvoker:
             if not isinstance(marker, _DoFnParam):
                 continue  # validation already refused parameters without a default
             if marker.name == "TimestampParam":
-                self._plan.append((param.name, _TIMESTAMP, None))
+                self.plan.append((param.name, _TIMESTAMP, None))
             elif marker.name == "WindowParam":
-                self._plan.append((param.name, _WINDOW, None))
+                self.plan.append((param.name, _WINDOW, None))
             elif marker.name in _CONTEXT_MARKERS:
-                self._plan.append((param.name, _CONTEXT, marker))
+                self.plan.append((param.name, _CONTEXT, marker))
             else:
                 raise TypeError(f"{label}: the @on_timer callback {method.__name__} asks for "
                                 f"{marker!r}, which timer callbacks do not get")
@@ -62,7 +65,7 @@ class TimerCallbackInvoker:
                context: Callable[[Any], Any]) -> Any:
         """Call the callback for a timer firing at ``fire_at_micros`` in ``window``."""
         kwargs = {}
-        for name, kind, marker in self._plan:
+        for name, kind, marker in self.plan:
             if kind == _TIMESTAMP:
                 kwargs[name] = Timestamp(micros=fire_at_micros)
             elif kind == _WINDOW:

@@ -18,7 +18,16 @@ Layout in the backend (cell name ``user/<spec name>``):
 
 Values go through the spec's coder (a fast pickling coder by default), so
 state holds copies: mutating a value that was read does not change the
-state, as in Beam. TTL timestamps are processing time (int micros).
+state, as in Beam. With a coder of immutable scalars (``VarIntCoder``,
+``FloatCoder``, ``StrUtf8Coder``, ``BytesCoder``, ``BooleanCoder``) the cell
+holds the decoded value instead, since encoding and decoding one of the
+coder's own type gives it back unchanged (other values are normalised by that
+round trip, which also rejects what the coder cannot encode). TTL timestamps
+are processing time (int micros).
+
+Each spec gets its own state class, made once per operator, that carries the
+spec's name, coder and TTL, so that a state object is only its key and
+namespace: user code gets fresh ones for every element at little cost.
 
 >>> from headrace.runners.state.memory import MemoryStateBackend
 >>> from headrace.sdk.userstate import BagStateSpec
@@ -34,7 +43,14 @@ import copy
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Tuple
 
 from headrace.sdk.coders import FastPrimitivesCoder, encode_key
-from headrace.sdk.coders.base import Coder
+from headrace.sdk.coders.base import (
+    BooleanCoder,
+    BytesCoder,
+    Coder,
+    FloatCoder,
+    StrUtf8Coder,
+    VarIntCoder,
+)
 from headrace.sdk.userstate import (
     BagRuntimeState,
     BagStateSpec,
@@ -53,9 +69,27 @@ from headrace.sdk.userstate import (
 _MISSING = object()
 _DEFAULT_CODER = FastPrimitivesCoder()
 
-#: ``on_write(key, namespace, expires_at)``: the operator's hook to track live namespaces and
-#: schedule TTL cleanup (``expires_at`` is None for state without a TTL).
-WriteHook = Callable[[bytes, Hashable, Optional[int]], None]
+#: ``on_write(key, namespace, expires_at)``: the operator's hook to schedule TTL cleanup,
+#: called when state with a TTL is written (or refreshed). The operator knows without it
+#: which keys and namespaces it handed state objects for.
+WriteHook = Callable[[bytes, Hashable, int], None]
+#: Coders whose round trip is the identity on values of exactly this type.
+_SCALAR_CODERS = {VarIntCoder: int, FloatCoder: float, StrUtf8Coder: str, BytesCoder: bytes,
+                  BooleanCoder: bool}
+
+
+def _codec(coder: Coder) -> Tuple[Callable[[Any], Any], Optional[Callable[[Any], Any]]]:
+    """How values are stored and read back: ``(encode, decode)``; ``decode`` is None when
+    cells hold the values themselves (see the module docstring)."""
+    scalar = _SCALAR_CODERS.get(type(coder))
+    encode, decode = coder.encode, coder.decode
+    if scalar is None:
+        return encode, decode
+
+    def normalize(value: Any) -> Any:
+        return value if type(value) is scalar else decode(encode(value))
+
+    return normalize, None
 
 
 def cell_name(spec: StateSpec) -> str:
@@ -64,19 +98,24 @@ def cell_name(spec: StateSpec) -> str:
 
 
 class _Cell:
-    """One spec's state for one key and namespace: the shared plumbing of the typed objects."""
+    """One spec's state for one key and namespace: the shared plumbing of the typed objects.
 
-    __slots__ = ("factory", "spec", "name", "key", "namespace", "coder", "ttl")
+    The per-spec subclass (:func:`_bind`) sets the class attributes: ``factory``,
+    ``spec``, ``name`` (the backend cell), ``coder``, ``ttl``, ``_encode``, ``_decode``.
+    """
 
-    def __init__(self, factory: "UserStateFactory", spec: StateSpec, key: bytes,
-                 namespace: Hashable) -> None:
-        self.factory = factory
-        self.spec = spec
-        self.name = cell_name(spec)
+    __slots__ = ("key", "namespace")
+    factory: "UserStateFactory"
+    spec: StateSpec
+    name: str
+    coder: Coder
+    ttl: Any
+    _encode: Callable[[Any], Any]
+    _decode: Optional[Callable[[Any], Any]]
+
+    def __init__(self, key: bytes, namespace: Hashable) -> None:
         self.key = key
         self.namespace = namespace
-        self.coder: Coder = spec.coder if spec.coder is not None else _DEFAULT_CODER
-        self.ttl = spec.ttl
 
     @property
     def backend(self) -> Any:
@@ -86,15 +125,15 @@ class _Cell:
         return self.factory.now()
 
     def written(self, now: Optional[int] = None) -> None:
-        expires = None if self.ttl is None else self.ttl.expires_at(
-            self.now() if now is None else now)
-        self.factory.on_write(self.key, self.namespace, expires)
+        if self.ttl is not None:
+            self.factory.on_write(self.key, self.namespace,
+                                  self.ttl.expires_at(self.now() if now is None else now))
 
-    def encode(self, value: Any) -> bytes:
-        return self.coder.encode(value)
+    def encode(self, value: Any) -> Any:
+        return self._encode(value)
 
-    def decode(self, encoded: bytes) -> Any:
-        return self.coder.decode(encoded)
+    def decode(self, stored: Any) -> Any:
+        return stored if self._decode is None else self._decode(stored)
 
 
 class ReadModifyWriteState(_Cell, ReadModifyWriteRuntimeState):
@@ -113,22 +152,24 @@ class ReadModifyWriteState(_Cell, ReadModifyWriteRuntimeState):
         return raw
 
     def read(self) -> Any:
+        if self.ttl is None:
+            raw = self.factory.backend.get_value(self.name, self.key, self.namespace, _MISSING)
+            if raw is _MISSING:
+                return None
+            return raw if self._decode is None else self._decode(raw)
         now = self.now()
         raw = self._raw(now)
         if raw is _MISSING:
             return None
-        if self.ttl is None:
-            return self.decode(raw)
         if self.ttl.refresh_on_read:
             self.backend.put_value(self.name, self.key, self.namespace, (raw[0], now))
             self.written(now)
         return self.decode(raw[0])
 
     def write(self, value: Any) -> None:
-        encoded = self.encode(value)
+        encoded = self._encode(value)
         if self.ttl is None:
-            self.backend.put_value(self.name, self.key, self.namespace, encoded)
-            self.written()
+            self.factory.backend.put_value(self.name, self.key, self.namespace, encoded)
         else:
             now = self.now()
             self.backend.put_value(self.name, self.key, self.namespace, (encoded, now))
@@ -269,12 +310,8 @@ class CombiningValueState(_Cell, CombiningValueRuntimeState):
     re-encoding it on every ``add`` would cost more than the combining itself.
     """
 
-    __slots__ = ("combine_fn",)
-
-    def __init__(self, factory: "UserStateFactory", spec: CombiningValueStateSpec, key: bytes,
-                 namespace: Hashable) -> None:
-        super().__init__(factory, spec, key, namespace)
-        self.combine_fn = factory.combine_fns[spec.name]
+    __slots__ = ()
+    combine_fn: Any  # the operator's copy of the spec's CombineFn
 
     def _accumulator(self, now: int, refresh: bool) -> Any:
         raw = self.backend.get_value(self.name, self.key, self.namespace, _MISSING)
@@ -290,20 +327,22 @@ class CombiningValueState(_Cell, CombiningValueRuntimeState):
         return accumulator
 
     def read(self) -> Any:
-        accumulator = self._accumulator(self.now(), True)
+        accumulator = self._accumulator(0 if self.ttl is None else self.now(), True)
         if accumulator is _MISSING:
             accumulator = self.combine_fn.create_accumulator()
         return self.combine_fn.extract_output(accumulator)
 
     def add(self, value: Any) -> None:
-        now = self.now()
+        now = 0 if self.ttl is None else self.now()
         accumulator = self._accumulator(now, False)
         if accumulator is _MISSING:
             accumulator = self.combine_fn.create_accumulator()
         accumulator = self.combine_fn.add_input(accumulator, value)
-        stored = accumulator if self.ttl is None else (accumulator, now)
-        self.backend.put_value(self.name, self.key, self.namespace, stored)
-        self.written(now)
+        if self.ttl is None:
+            self.backend.put_value(self.name, self.key, self.namespace, accumulator)
+        else:
+            self.backend.put_value(self.name, self.key, self.namespace, (accumulator, now))
+            self.written(now)
 
     def clear(self) -> None:
         self.backend.clear(self.name, self.key, self.namespace)
@@ -321,12 +360,8 @@ class CombiningValueState(_Cell, CombiningValueRuntimeState):
 class MapState(_EntryCell, MapRuntimeState):
     """Flink's MapState; with a TTL every entry expires alone."""
 
-    __slots__ = ("key_coder",)
-
-    def __init__(self, factory: "UserStateFactory", spec: MapStateSpec, key: bytes,
-                 namespace: Hashable) -> None:
-        super().__init__(factory, spec, key, namespace)
-        self.key_coder = spec.key_coder
+    __slots__ = ()
+    key_coder: Optional[Coder]
 
     def _user_key(self, user_key: Any) -> bytes:
         if self.key_coder is not None:
@@ -382,6 +417,22 @@ def _state_class(spec: StateSpec) -> type:
     raise ValueError(f"Invalid state spec: {spec!r}")
 
 
+def _bind(factory: "UserStateFactory", spec: StateSpec) -> type:
+    """The state class of ``spec`` in ``factory``: what every object of it shares."""
+    cls = _state_class(spec)
+    coder = spec.coder if spec.coder is not None else _DEFAULT_CODER
+    encode, decode = _codec(coder)
+    attributes: Dict[str, Any] = {
+        "__slots__": (), "factory": factory, "spec": spec, "name": cell_name(spec),
+        "coder": coder, "ttl": spec.ttl, "_encode": staticmethod(encode),
+        "_decode": None if decode is None else staticmethod(decode)}
+    if cls is CombiningValueState:
+        attributes["combine_fn"] = factory.combine_fns[spec.name]
+    elif cls is MapState:
+        attributes["key_coder"] = spec.key_coder  # type: ignore[attr-defined]
+    return type(cls.__name__, (cls,), attributes)
+
+
 class UserStateFactory:
     """Makes the state objects of one operator instance, over its keyed-state backend.
 
@@ -401,12 +452,12 @@ class UserStateFactory:
         self.specs: Dict[str, StateSpec] = {}
         for spec in specs:
             self.specs.setdefault(spec.name, spec)
-        self._classes = {name: _state_class(spec) for name, spec in self.specs.items()}
         # One CombineFn copy per spec and operator: setup() may keep resources on it, and the
         # spec itself can be shared by every operator running the same DoFn class.
         self.combine_fns = {name: copy.deepcopy(spec.combine_fn)
                             for name, spec in self.specs.items()
                             if isinstance(spec, CombiningValueStateSpec)}
+        self._classes = {name: _bind(self, spec) for name, spec in self.specs.items()}
         self.ttl_specs = [spec for spec in self.specs.values() if spec.ttl is not None]
 
     def setup(self) -> None:
@@ -422,7 +473,15 @@ class UserStateFactory:
         cls = self._classes.get(spec.name)
         if cls is None or not isinstance(spec, type(self.specs[spec.name])):
             raise ValueError(f"{spec!r} is not a state of this DoFn")
-        return cls(self, self.specs[spec.name], key, namespace)
+        return cls(key, namespace)
+
+    def state_class(self, spec: StateSpec) -> Callable[[bytes, Hashable], RuntimeState]:
+        """What :meth:`state` calls for ``spec``: ``state_class(spec)(key, namespace)`` makes
+        its state objects without looking the spec up each time."""
+        cls = self._classes.get(spec.name)
+        if cls is None or not isinstance(spec, type(self.specs[spec.name])):
+            raise ValueError(f"{spec!r} is not a state of this DoFn")
+        return cls
 
     def prune_expired(self, key: bytes, namespace: Hashable, now: int) -> Optional[int]:
         """Drop expired TTL state of one key and namespace; the next expiry, or None."""

@@ -7,8 +7,9 @@ from headrace.runners.operators.base import (
     WindowIntoOperator,
     WriteOperator,
 )
-from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
+from headrace.runners.operators.grouping_operators import GroupByKeyOperator
 from headrace.runners.operators.pardo_operator import ParDoOperator
+from headrace.runners.operators.session_combine import combine_per_key_operator
 from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
 from headrace.runners.operators.stateful_pardo import make_stateful_operator
 from headrace.sdk.pardo import ParDo
@@ -30,8 +31,8 @@ def make_operator(node: AppliedTransform) -> Operator:
     if isinstance(transform, GroupByKey):
         return GroupByKeyOperator(label, node.main_inputs[0].windowing)
     if isinstance(transform, CombinePerKey):
-        return CombinePerKeyOperator(label, node.main_inputs[0].windowing,
-                                     transform.serialized_fn)
+        return combine_per_key_operator(node.main_inputs[0].windowing)(
+            label, node.main_inputs[0].windowing, transform.serialized_fn)
     if isinstance(transform, Flatten):
         return FlattenOperator(label, len(node.main_inputs))
     if isinstance(transform, WindowInto):

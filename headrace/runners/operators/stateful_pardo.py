@@ -32,7 +32,7 @@ import heapq
 import itertools
 import time
 import warnings
-from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Set, Tuple
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.common.timer_invoker import make_timer_invokers
@@ -40,80 +40,29 @@ from headrace.runners.common.user_state import UserStateFactory
 from headrace.runners.operators.base import Operator
 from headrace.runners.operators.grouping_operators import split_key_value
 from headrace.runners.operators.pardo_operator import ParDoOperator
+from headrace.runners.operators.stateful_calls import (
+    AT_FIRING_TIME,
+    UserTimer,
+    bind_process,
+    bind_timer_callback,
+)
 from headrace.runners.state.base import EVENT_TIME, PROCESSING_TIME, Timer, TimerService
 from headrace.runners.state.memory import MemoryStateBackend
 from headrace.sdk.coders import decode_key, encode_key
+from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
 from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, metrics_scope
-from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS, to_micros
-from headrace.sdk.userstate import BaseTimer, TimerSpec, get_dofn_specs, validate_stateful_dofn
-from headrace.sdk.windowed_value import PANE_INFO_UNKNOWN, WindowedValue
+from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
+from headrace.sdk.userstate import TimerSpec, get_dofn_specs, validate_stateful_dofn
+from headrace.sdk.windowed_value import WindowedValue
 from headrace.sdk.windowing import Windowing
 
-#: ``Timer.output_timestamp`` of a processing-time timer set without one: its outputs are
-#: stamped with the firing time (as Beam's Python SDK does) and it holds no watermark.
-AT_FIRING_TIME = MAX_MICROS
+__all__ = ["AT_FIRING_TIME", "DROPPED_LATE", "StatefulParDoOperator", "UserTimer",
+           "make_stateful_operator", "split_key_value_for_state"]
 
 DROPPED_LATE = MetricName(SYSTEM_NAMESPACE, "dropped_late_elements")
 
 _DOMAINS = {"WATERMARK": EVENT_TIME, "REAL_TIME": PROCESSING_TIME}
-
-
-class UserTimer(BaseTimer):
-    """The timer object a stateful DoFn is handed, bound to one key and window.
-
-    ``set``/``clear`` act at once on the operator's timer service; setting a
-    tag again replaces its pending timer, as in Beam. Timestamps are
-    seconds, ``Timestamp`` s or datetimes; processing-time ones are absolute.
-
-    >>> class Ops:  # stands in for the operator
-    ...     def set_timer(self, timer, explicit_output): print(timer.fire_at, timer.tag)
-    >>> UserTimer(Ops(), TimerSpec("t", "WATERMARK"), b"k", None, 0).set(2.5, "tag")
-    2500000 tag
-    """
-
-    __slots__ = ("operator", "spec", "key", "window", "input_timestamp")
-
-    def __init__(self, operator: "StatefulParDoOperator", spec: TimerSpec, key: bytes,
-                 window: Any, input_timestamp: int) -> None:
-        self.operator = operator
-        self.spec = spec
-        self.key = key
-        self.window = window
-        #: The timestamp of the element (or firing timer) being processed.
-        self.input_timestamp = input_timestamp
-
-    def set(self, timestamp: Any, dynamic_timer_tag: str = "",
-            output_timestamp: Any = None) -> None:
-        if not isinstance(dynamic_timer_tag, str):
-            raise TypeError(f"dynamic_timer_tag must be a str, got {dynamic_timer_tag!r:.100}")
-        fire_at = to_micros(timestamp, "timer timestamp")
-        event_time = self.spec.is_event_time
-        if output_timestamp is None:
-            output = fire_at if event_time else AT_FIRING_TIME
-        else:
-            output = to_micros(output_timestamp, "timer output timestamp")
-            # Beam's rules (Java SDK): an output timestamp may not precede the input being
-            # processed, whose timestamp already bounds the output watermark, nor follow
-            # an event-time timer's firing time.
-            if output < self.input_timestamp:
-                raise ValueError(
-                    f"{self.spec!r}: output timestamp {output} (micros) is before the timestamp "
-                    f"of the current input, {self.input_timestamp}; outputs may not move back "
-                    "in time")
-            if event_time and output > fire_at:
-                raise ValueError(
-                    f"{self.spec!r}: output timestamp {output} (micros) is after the firing "
-                    f"time {fire_at} of this event-time timer")
-        domain = EVENT_TIME if event_time else PROCESSING_TIME
-        self.operator.set_timer(Timer(self.key, self.window, self.spec.name, dynamic_timer_tag,
-                                      domain, fire_at, output), explicit_output=output_timestamp
-                                is not None)
-
-    def clear(self, dynamic_timer_tag: str = "") -> None:
-        self.operator.delete_timer(self.key, self.window, self.spec.name, dynamic_timer_tag)
-
-    def __repr__(self) -> str:
-        return f"UserTimer({self.spec.name!r}, window={self.window!r})"
+_CACHED_KEY_TYPES = frozenset(ENCODING_CONSISTENT_KEY_TYPES)
 
 
 class StatefulParDoOperator(ParDoOperator):
@@ -157,8 +106,13 @@ class StatefulParDoOperator(ParDoOperator):
         self.states = UserStateFactory(self.backend, state_specs, self.now, self._state_written)
         self.timer_specs: Dict[str, TimerSpec] = {spec.name: spec for spec in timer_specs}
         self.timer_invokers = make_timer_invokers(self.fn, label)
+        # The calls of process and of each timer callback, bound once (stateful_calls).
+        self._call_process = bind_process(self)
+        self._timer_calls = {family: bind_timer_callback(self, invoker)
+                             for family, invoker in self.timer_invokers.items()}
         self._sequence = itertools.count()
-        # window -> {encoded key: key}: what has state or timers, for expiry and KeyParam.
+        # window -> {encoded key: key}: the keys and windows that got state objects or timers
+        # (every element's, and timers'), for expiry and KeyParam.
         self._live: Dict[Any, Dict[bytes, Any]] = {}
         self._gc_queue: List[Tuple[int, int, Any]] = []
         # (key, window) -> {(timer family, tag)}: so expiry deletes timers without a scan.
@@ -210,31 +164,46 @@ class StatefulParDoOperator(ParDoOperator):
 
     def _process_main(self, batch: List[WindowedValue]) -> None:
         self._ensure_bundle()
-        invoker = self.invoker
         self.outputs = {}
         dropped = 0
         horizon = self.input_watermark if self._late_horizon is None else self._late_horizon
+        lateness = self.allowed_lateness + 1
+        call, live, sides = self._call_process, self._live, self.sides
+        label, fn = self.label, self.fn
+        encoded_keys: Dict[Any, bytes] = {}  # keys repeat within a batch
         with metrics_scope(self.metrics):
             try:
                 for wv in batch:
-                    key, _ = split_key_value_for_state(wv.value, self.label, self.fn)
-                    encoded = encode_key(key)
-                    self._current = (encoded, key)
+                    value = wv.value
+                    if type(value) is tuple and len(value) == 2:
+                        key = value[0]
+                    else:
+                        key = split_key_value_for_state(value, label, fn)[0]
+                    if type(key) in _CACHED_KEY_TYPES:
+                        encoded = encoded_keys.get(key)
+                        if encoded is None:
+                            encoded = encoded_keys[key] = encode_key(key)
+                    else:
+                        encoded = encode_key(key)
+                    timestamp = wv.timestamp_micros
                     for window in wv.windows:
-                        if self._gc_time(window) <= horizon:
+                        gc_time = window.end_micros + lateness  # as _gc_time
+                        if (gc_time if gc_time < MAX_MICROS else MAX_MICROS) <= horizon:
                             dropped += 1  # its state is gone: Beam drops such late data
                             continue
+                        keys = live.get(window)
+                        if keys is None:
+                            keys = self._new_live_window(window)
+                        if encoded not in keys:
+                            keys[encoded] = key
                         side_values = [side.view_for(side.window_for(window))
-                                       for side in self.sides]
-                        context = self._context(encoded, key, window, wv.timestamp_micros,
-                                                wv.pane_info or PANE_INFO_UNKNOWN, "")
-                        results = invoker.invoke(wv.value, wv.timestamp_micros, window,
-                                                 side_values, context)
-                        self._emit_results(results, wv.timestamp_micros, (window,), wv.pane_info)
+                                       for side in sides] if sides else ()
+                        results = call(value, timestamp, window, encoded, key, wv.pane_info,
+                                       side_values)
+                        if results is not None:
+                            self._emit_results(results, timestamp, (window,), wv.pane_info)
             except Exception as exc:
                 reraise_with_label(exc, self.label)
-            finally:
-                self._current = None
         if dropped:
             self.metrics.counter(DROPPED_LATE).inc(dropped)
         self._flush_outputs()
@@ -247,30 +216,14 @@ class StatefulParDoOperator(ParDoOperator):
             self._call_bundle_method(self.fn.start_bundle, is_start=True)
             self.in_bundle = True
 
-    def _context(self, encoded: bytes, key: Any, window: Any, input_timestamp: int,
-                 pane: Any, timer_tag: str) -> Callable[[Any], Any]:
-        def resolve(marker: Any) -> Any:
-            name = marker.name
-            if name == "StateParam":
-                return self.states.state(marker.spec, encoded, window)
-            if name == "TimerParam":
-                if marker.spec.name not in self.timer_specs:
-                    raise ValueError(f"{marker.spec!r} is not a timer of this DoFn")
-                return UserTimer(self, marker.spec, encoded, window, input_timestamp)
-            if name == "KeyParam":
-                return key
-            if name == "PaneInfoParam":
-                return pane
-            if name == "DynamicTimerTagParam":
-                return timer_tag
-            raise TypeError(f"{marker!r} is not available here")
-
-        return resolve
-
     # -- timers ---------------------------------------------------------------------------------
     def set_timer(self, timer: Timer, explicit_output: bool = False) -> None:
         """Schedule ``timer`` (replacing a pending one with its identity)."""
         identity = timer.identity
+        if self.timers.get(*identity) == timer and (identity in self._holds) == explicit_output:
+            # The very timer is pending: setting it again would change nothing (a pending
+            # timer keeps its place among timers due at the same time).
+            return
         self._holds.pop(identity, None)
         self.timers.set(timer)
         self._timer_index.setdefault((timer.key, timer.namespace), set()).add(
@@ -295,45 +248,48 @@ class StatefulParDoOperator(ParDoOperator):
         """Fire every event-time timer due by ``watermark`` (and processing-time timer due by
         ``now``), earliest first, including those the callbacks set. Whether any fired."""
         fired = progress = False
-        # Until nothing is due: a callback may set a timer of the other domain that is due.
-        while True:
-            for domain, up_to in ((EVENT_TIME, watermark), (PROCESSING_TIME, now)):
-                if up_to is None:
-                    continue
-                timer = self.timers.pop_due(domain, up_to)
-                while timer is not None:
-                    if not fired:
-                        self._ensure_bundle()
-                        self.outputs = {}
-                        fired = True
-                    progress = True
-                    self._forget_timer(timer.key, timer.namespace, timer.family, timer.tag)
-                    self._fire(timer)
-                    timer = self.timers.pop_due(domain, up_to)
-            if not progress:
-                break
-            progress = False
+        pop_due = self.timers.pop_due
+        with metrics_scope(self.metrics):
+            try:
+                # Until nothing is due: a callback may set a timer of the other domain that
+                # is due.
+                while True:
+                    for domain, up_to in ((EVENT_TIME, watermark), (PROCESSING_TIME, now)):
+                        if up_to is None:
+                            continue
+                        timer = pop_due(domain, up_to)
+                        while timer is not None:
+                            if not fired:
+                                self._ensure_bundle()
+                                self.outputs = {}
+                                fired = True
+                            progress = True
+                            self._forget_timer(timer.key, timer.namespace, timer.family,
+                                               timer.tag)
+                            self._fire(timer)
+                            timer = pop_due(domain, up_to)
+                    if not progress:
+                        break
+                    progress = False
+            except Exception as exc:
+                reraise_with_label(exc, self.label)
+            finally:
+                self._current = None
         if fired:
             self._flush_outputs()
         return fired
 
     def _fire(self, timer: Timer) -> None:
-        window = timer.namespace
-        key = self._key_of(timer.key, window)
+        """Call the timer's callback (inside ``_fire_due``'s metrics scope and error label)."""
+        window, encoded = timer.namespace, timer.key
+        key = self._key_of(encoded, window)
         output_timestamp = (timer.fire_at if timer.output_timestamp == AT_FIRING_TIME
                             else timer.output_timestamp)
-        context = self._context(timer.key, key, window, output_timestamp, PANE_INFO_UNKNOWN,
-                                timer.tag)
-        self._current = (timer.key, key)
-        with metrics_scope(self.metrics):
-            try:
-                results = self.timer_invokers[timer.family].invoke(timer.fire_at, window,
-                                                                   context)
-                self._emit_results(results, output_timestamp, (window,), None)
-            except Exception as exc:
-                reraise_with_label(exc, self.label)
-            finally:
-                self._current = None
+        self._current = (encoded, key)
+        results = self._timer_calls[timer.family](timer.fire_at, window, encoded, key,
+                                                  output_timestamp, timer.tag)
+        if results is not None:
+            self._emit_results(results, output_timestamp, (window,), None)
 
     # -- what is live, expiry and TTL cleanup -----------------------------------------------------
     def _key_of(self, encoded: bytes, window: Any) -> Any:
@@ -342,26 +298,29 @@ class StatefulParDoOperator(ParDoOperator):
             return keys[encoded]
         return decode_key(encoded)
 
+    def _new_live_window(self, window: Any) -> Dict[bytes, Any]:
+        keys = self._live[window] = {}
+        heapq.heappush(self._gc_queue, (self._gc_time(window), next(self._sequence), window))
+        return keys
+
     def _mark_live(self, encoded: bytes, window: Any) -> None:
         keys = self._live.get(window)
         if keys is None:
-            keys = self._live[window] = {}
-            heapq.heappush(self._gc_queue, (self._gc_time(window), next(self._sequence), window))
+            keys = self._new_live_window(window)
         if encoded not in keys:
             current = self._current
             keys[encoded] = current[1] if current and current[0] == encoded \
                 else decode_key(encoded)
 
-    def _state_written(self, encoded: bytes, window: Hashable, expires_at: Optional[int]) -> None:
+    def _state_written(self, encoded: bytes, window: Hashable, expires_at: int) -> None:
+        """State with a TTL was written: schedule a look at it for when it may expire."""
         self._mark_live(encoded, window)
-        if expires_at is not None:
-            scheduled = self._ttl_scheduled.get((encoded, window))
-            # Refreshing only moves an expiry later, so the earliest one scheduled stays a
-            # valid time to look again; at most one queue entry per key and window.
-            if scheduled is None or expires_at < scheduled:
-                self._ttl_scheduled[(encoded, window)] = expires_at
-                heapq.heappush(self._ttl_queue,
-                               (expires_at, next(self._sequence), encoded, window))
+        scheduled = self._ttl_scheduled.get((encoded, window))
+        # Refreshing only moves an expiry later, so the earliest one scheduled stays a
+        # valid time to look again; at most one queue entry per key and window.
+        if scheduled is None or expires_at < scheduled:
+            self._ttl_scheduled[(encoded, window)] = expires_at
+            heapq.heappush(self._ttl_queue, (expires_at, next(self._sequence), encoded, window))
 
     def _pending_event_time(self, encoded: bytes, window: Any) -> Optional[int]:
         """The earliest pending event-time timer of a key and window, or None."""
