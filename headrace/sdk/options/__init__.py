@@ -352,3 +352,4 @@ from headrace.sdk.options.groups import (
     SetupOptions,
     StandardOptions,
 )
+from headrace.sdk.options.state import StateBackendOptions
