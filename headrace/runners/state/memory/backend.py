@@ -5,8 +5,9 @@ the marker classes keep a value that happens to be a list or a dict apart
 from a bag or a map when the state is written out.
 
 Snapshots are copy-on-write per key group: ``snapshot()`` only copies the
-outer dict (at most ``max_parallelism`` entries) and marks every group
-shared; the first access to a shared group afterwards (a read too, since
+outer dict (at most ``max_parallelism`` entries), marks every group shared
+and empties the key index (key -> namespaces of unshared groups, so that the
+hot path is one lookup); the first access to a shared group afterwards (a read too, since
 callers may change a value they read before writing it back) gives the
 backend its own deep copy of that group, and the snapshot keeps the frozen
 one. Groups the job does not touch until the next snapshot are never copied.
@@ -71,27 +72,40 @@ class MemoryStateBackend(KeyedStateBackend):
         self.key_groups = key_groups if key_groups is not None else range(max_parallelism)
         self._groups: Dict[int, _Group] = {}
         self._shared: Set[int] = set()
+        # key -> its namespaces, for the keys of groups the backend owns alone (not shared with
+        # a snapshot): the hot path is one dict lookup, as without key groups. A miss means a
+        # new key, or a key of a shared group (copied then).
+        self._index: Dict[bytes, Dict[Hashable, Dict[str, Any]]] = {}
 
     # -- key groups -------------------------------------------------------------------------
-    def _group(self, key: bytes) -> _Group:
-        """The (own, writable) dict of ``key``'s key group, created if need be."""
+    def _lookup(self, key: bytes, create: bool) -> Optional[Dict[Hashable, Dict[str, Any]]]:
+        """``key``'s namespaces after an index miss: unshare its group, or add the key."""
         group = zlib.crc32(key) % self.max_parallelism
         data = self._groups.get(group)
         if data is None:
+            if not create:
+                return None
             if group not in self.key_groups:
                 raise ValueError(f"key {key!r} is in key group {group}, which this state "
                                  f"backend (key groups {self.key_groups}) does not own")
             data = self._groups[group] = {}
-        elif self._shared and group in self._shared:
+        elif group in self._shared:
             data = self._groups[group] = _deep_copy(data)
             self._shared.discard(group)
-        return data
+            self._index.update(data)
+        by_namespace = data.get(key)
+        if by_namespace is None and create:
+            by_namespace = data[key] = self._index[key] = {}
+        return by_namespace
+
+    def _forget_key(self, key: bytes) -> None:
+        del self._index[key]
+        del self._groups[zlib.crc32(key) % self.max_parallelism][key]
 
     def _cells(self, key: bytes, namespace: Hashable) -> Dict[str, Any]:
-        data = self._group(key)
-        by_namespace = data.get(key)
+        by_namespace = self._index.get(key)
         if by_namespace is None:
-            by_namespace = data[key] = {}
+            by_namespace = self._lookup(key, True)
         cells = by_namespace.get(namespace)
         if cells is None:
             cells = by_namespace[namespace] = {}
@@ -99,9 +113,11 @@ class MemoryStateBackend(KeyedStateBackend):
 
     def _peek(self, key: bytes, namespace: Hashable) -> Dict[str, Any]:
         """The cells of (key, namespace) for reading; an empty shared dict when there are none."""
-        by_namespace = self._group(key).get(key)
+        by_namespace = self._index.get(key)
         if by_namespace is None:
-            return _NO_CELLS
+            by_namespace = self._lookup(key, False)
+            if by_namespace is None:
+                return _NO_CELLS
         return by_namespace.get(namespace, _NO_CELLS)
 
     # -- values, bags, maps -----------------------------------------------------------------
@@ -146,26 +162,27 @@ class MemoryStateBackend(KeyedStateBackend):
 
     # -- lifecycle --------------------------------------------------------------------------
     def clear(self, name: str, key: bytes, namespace: Hashable) -> None:
-        data = self._group(key)
-        by_namespace = data.get(key)
-        if by_namespace is None or namespace not in by_namespace:
-            return
-        cells = by_namespace[namespace]
-        cells.pop(name, None)
-        if not cells:
-            self.clear_namespace(key, namespace)
+        cells = self._peek(key, namespace)
+        if name in cells:
+            del cells[name]
+            if not cells:
+                self.clear_namespace(key, namespace)
 
     def clear_namespace(self, key: bytes, namespace: Hashable) -> None:
-        data = self._group(key)
-        by_namespace = data.get(key)
-        if by_namespace is not None:
-            by_namespace.pop(namespace, None)
+        by_namespace = self._index.get(key)
+        if by_namespace is None:
+            by_namespace = self._lookup(key, False)
+        if by_namespace is not None and namespace in by_namespace:
+            del by_namespace[namespace]
             if not by_namespace:
-                del data[key]
+                self._forget_key(key)
 
     def namespaces(self, key: bytes) -> List[Hashable]:
-        data = self._groups.get(zlib.crc32(key) % self.max_parallelism)
-        return list(data.get(key, ())) if data is not None else []
+        by_namespace = self._index.get(key)
+        if by_namespace is None:  # reading namespaces changes nothing: no need to unshare
+            data = self._groups.get(zlib.crc32(key) % self.max_parallelism)
+            by_namespace = data.get(key) if data is not None else None
+        return list(by_namespace) if by_namespace is not None else []
 
     def keys(self) -> Iterable[bytes]:
         return [key for data in self._groups.values() for key in data]
@@ -174,12 +191,14 @@ class MemoryStateBackend(KeyedStateBackend):
         """Nothing to release but memory (present so that every backend can be closed)."""
         self._groups.clear()
         self._shared.clear()
+        self._index.clear()
 
     # -- snapshots --------------------------------------------------------------------------
     def snapshot(self) -> "MemorySnapshot":
         """A snapshot of the state now; O(key groups), the data is copied lazily."""
         frozen = {group: data for group, data in self._groups.items() if data}
         self._shared = set(frozen)
+        self._index = {}  # every key now goes through _lookup once, which unshares its group
         return MemorySnapshot(frozen, self.key_groups, self.max_parallelism)
 
     @classmethod
@@ -213,6 +232,7 @@ class MemoryStateBackend(KeyedStateBackend):
                 cells.setdefault(name, _Map())[user_key] = entry
         if data:
             self._groups[group] = data
+            self._index.update(data)
 
 
 class MemorySnapshot(KeyedStateSnapshot):
