@@ -233,3 +233,23 @@ def test_timers_are_snapshotted_and_restored_by_key_group(tmp_path):
     restored.restore((t for g in range(128) for t in reader.timers(g)), range(128))
     assert sorted(map(repr, restored.pending())) == sorted(map(repr, snapshot))
     assert restored.next_time(EVENT_TIME) == 1000
+
+
+def test_rocksdb_restore_of_one_snapshot_starts_from_its_files(backends, tmp_path):
+    state = backends("rocksdb")
+    fill(state, KEYS)
+    with state.snapshot() as snapshot:
+        snapshot.materialize(str(tmp_path / "snap"))
+    sst = next(name for name in os.listdir(tmp_path / "snap") if name.endswith(".sst"))
+    groups = range(0, 64)
+    restored = restore("rocksdb", [str(tmp_path / "snap")], groups, str(tmp_path / "local"))
+    assert os.path.samefile(tmp_path / "snap" / sst, os.path.join(restored.directory, "db", sst))
+    check(restored, owned_keys(2, 0, KEYS))
+    # Writing and compacting the restored database leaves the snapshot's files as they were.
+    for key in owned_keys(2, 0, KEYS):
+        restored.put_value("count", key, GLOBAL_WINDOW, -1)
+    restored.db.compact_range(None, None)
+    restored.close()
+    again = restore("rocksdb", [str(tmp_path / "snap")], range(128), str(tmp_path / "local"))
+    check(again, KEYS)
+    again.close()

@@ -26,6 +26,7 @@ from headrace.runners.state.base.snapshot import (
     StateRecord,
     as_snapshot,
     check_max_parallelism,
+    overlapping,
     owner_of,
 )
 from headrace.runners.state.rocksdb import layout
@@ -57,7 +58,8 @@ class RocksDBStateBackend(KeyedStateBackend):
 
     def __init__(self, key_groups: Optional[range] = None,
                  max_parallelism: int = DEFAULT_MAX_PARALLELISM,
-                 state_dir: Optional[str] = None, name: str = "state") -> None:
+                 state_dir: Optional[str] = None, name: str = "state",
+                 base: Optional[RocksDBSnapshot] = None) -> None:
         self.max_parallelism = max_parallelism
         self.key_groups = key_groups if key_groups is not None else range(max_parallelism)
         if state_dir is not None:
@@ -68,15 +70,38 @@ class RocksDBStateBackend(KeyedStateBackend):
         #: Unique per instance: RocksDB numbers files from 1 in every new database, so a file
         #: is identified across instances (for incremental checkpoints) by this and its name.
         self.instance_id = uuid.uuid4().hex
-        self._db: Optional[Rdict] = Rdict(os.path.join(self.directory, "db"), _db_options())
-        write_options = WriteOptions()
-        write_options.disable_wal = True
-        self._db.set_write_options(write_options)
+        self._db: Optional[Rdict] = None
+        self._open(base)
         self._kinds: Dict[str, Optional[StateKind]] = {}  # None: written with several kinds
         self._names: Dict[str, bytes] = {}
         self._namespaces: Dict[Hashable, bytes] = {}
         self._sequence = itertools.count()
         self._snapshots = itertools.count(1)
+
+    def _open(self, base: Optional[RocksDBSnapshot]) -> None:
+        """Open the database, empty or started from ``base``'s files."""
+        path = os.path.join(self.directory, "db")
+        if base is not None:
+            os.makedirs(path)
+            for entry in base.manifest["files"]:
+                source = os.path.join(base.directory, entry["name"])
+                target = os.path.join(path, entry["name"])
+                try:
+                    if not entry["name"].endswith(".sst"):
+                        raise OSError("copied: RocksDB may rewrite it")
+                    os.link(source, target)  # immutable: RocksDB never rewrites an SST
+                except OSError:
+                    shutil.copyfile(source, target)
+        self._db = Rdict(path, _db_options())
+        write_options = WriteOptions()
+        write_options.disable_wal = True
+        self._db.set_write_options(write_options)
+        if base is not None:
+            # Drop the key groups this backend does not own (as Flink clips a restored DB).
+            if self.key_groups.start > 0:
+                self._db.delete_range(layout.group_prefix(0),
+                                      layout.group_prefix(self.key_groups.start))
+            self._db.delete_range(layout.group_prefix(self.key_groups.stop), b"\xff\xff\xff")
 
     # -- encoding ---------------------------------------------------------------------------
     def _register(self, name: str, kind: StateKind) -> bytes:
@@ -271,15 +296,22 @@ class RocksDBStateBackend(KeyedStateBackend):
 
         ``snapshots`` (snapshot objects or directories of materialized ones, of any
         backend) may come from several subtasks of a job at another parallelism:
-        only the key groups in ``key_groups`` are taken. RocksDB snapshots are copied
-        key group by key group as raw entries; others go through their records.
+        only the key groups in ``key_groups`` are taken. When one RocksDB snapshot holds
+        them all, the new database starts from its files (hard-linked SSTs) with the other
+        key groups deleted; otherwise RocksDB snapshots are copied key group by key group
+        as raw entries, and others go through their records.
         """
         sources = [as_snapshot(s) for s in snapshots]
         check_max_parallelism(sources, max_parallelism)
-        backend = cls(key_groups, max_parallelism, state_dir, name)
+        needed = [s for s in sources if len(overlapping(s, key_groups))]
+        for group in key_groups:
+            owner_of(needed, group)  # overlapping snapshots are an error
+        base = needed[0] if (len(needed) == 1 and isinstance(needed[0], RocksDBSnapshot)
+                             and overlapping(needed[0], key_groups) == key_groups) else None
+        backend = cls(key_groups, max_parallelism, state_dir, name, base)
         try:
             next_sequence = 0
-            for source in sources:
+            for source in needed:
                 if isinstance(source, RocksDBSnapshot):
                     for state, kind in source.manifest["states"].items():
                         backend._register(state, StateKind(kind) if kind else StateKind.VALUE)
@@ -287,8 +319,8 @@ class RocksDBStateBackend(KeyedStateBackend):
                             backend._kinds[state] = None
                     next_sequence = max(next_sequence, source.manifest["next_sequence"])
             backend._sequence = itertools.count(next_sequence)
-            for group in key_groups:
-                source = owner_of(sources, group)
+            for group in key_groups if base is None else ():
+                source = owner_of(needed, group)
                 if isinstance(source, RocksDBSnapshot):
                     backend._load_raw(source.raw_items(group))
                 elif source is not None:
