@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import pytest
 
@@ -76,15 +77,18 @@ def test_writes_after_a_snapshot_are_not_in_it(kind, backends, tmp_path):
     assert state.get_value("pane", KEYS[0], W) == [KEYS[0], 0, True]
 
 
-def test_a_memory_snapshot_copies_only_the_key_groups_touched_after_it(backends):
+def test_a_memory_snapshot_copies_only_the_keys_touched_after_it(backends):
     state = backends("memory")
     fill(state, KEYS)
     groups = dict(state._groups)
+    keys = {key: data[key] for data in groups.values() for key in data}
     state.snapshot()
     state.put_value("count", KEYS[0], GLOBAL_WINDOW, -1)
     touched = key_group_for(KEYS[0])
     assert state._groups[touched] is not groups[touched]
     assert all(state._groups[g] is groups[g] for g in groups if g != touched)
+    live = {key: data[key] for data in state._groups.values() for key in data}
+    assert [key for key in KEYS if live[key] is not keys[key]] == [KEYS[0]]
 
 
 @pytest.mark.parametrize("source", BACKENDS)
@@ -253,3 +257,33 @@ def test_rocksdb_restore_of_one_snapshot_starts_from_its_files(backends, tmp_pat
     again = restore("rocksdb", [str(tmp_path / "snap")], range(128), str(tmp_path / "local"))
     check(again, KEYS)
     again.close()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_materializing_on_another_thread_while_processing_goes_on(kind, backends, tmp_path):
+    state = backends(kind)
+    fill(state, KEYS)
+    snapshot = state.snapshot()
+    expected = contents(snapshot)
+    done = threading.Event()
+
+    def write_out():
+        snapshot.materialize(str(tmp_path / "async"))
+        done.set()
+    thread = threading.Thread(target=write_out)
+    thread.start()
+    rounds = 0
+    while not done.is_set() or rounds < 3:
+        for key in KEYS:
+            pane = state.get_value("pane", key, W)
+            pane[1] += 1
+            state.put_value("pane", key, W, pane)
+            state.add_to_bag("bag", key, W, b"more")
+        rounds += 1
+    thread.join(timeout=60)
+    snapshot.release()
+    restored = restore(kind, [str(tmp_path / "async")], range(128), str(tmp_path / "local"))
+    with restored.snapshot() as again:
+        assert contents(again) == expected
+    assert state.get_value("pane", KEYS[0], W)[1] == rounds
+    restored.close()

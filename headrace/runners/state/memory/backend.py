@@ -4,13 +4,15 @@ A cell is the value itself, a :class:`_Bag` (list) or a :class:`_Map` (dict):
 the marker classes keep a value that happens to be a list or a dict apart
 from a bag or a map when the state is written out.
 
-Snapshots are copy-on-write per key group: ``snapshot()`` only copies the
+Snapshots are copy-on-write, in two steps. ``snapshot()`` copies only the
 outer dict (at most ``max_parallelism`` entries), marks every group shared
-and empties the key index (key -> namespaces of unshared groups, so that the
-hot path is one lookup); the first access to a shared group afterwards (a read too, since
-callers may change a value they read before writing it back) gives the
-backend its own deep copy of that group, and the snapshot keeps the frozen
-one. Groups the job does not touch until the next snapshot are never copied.
+and empties the key index (key -> namespaces, so that the hot path is one
+lookup). The first access to a shared group afterwards gives the backend a
+shallow copy of it; the first access to a key afterwards (a read too, since
+callers change values they read before writing them back) gives the backend
+a deep copy of that key's state, and the snapshot keeps the frozen objects.
+So what a snapshot costs is proportional to the keys touched after it, and
+keys never touched again are never copied.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ class _Map(dict):
     __slots__ = ()
 
 
-def _deep_copy(group: _Group) -> _Group:
+def _deep_copy(group: Any) -> Any:
     # Pickle rather than copy.deepcopy: several times faster, and state must pickle anyway
     # to be checkpointed.
     return pickle.loads(dumps(group))
@@ -72,14 +74,14 @@ class MemoryStateBackend(KeyedStateBackend):
         self.key_groups = key_groups if key_groups is not None else range(max_parallelism)
         self._groups: Dict[int, _Group] = {}
         self._shared: Set[int] = set()
-        # key -> its namespaces, for the keys of groups the backend owns alone (not shared with
-        # a snapshot): the hot path is one dict lookup, as without key groups. A miss means a
-        # new key, or a key of a shared group (copied then).
+        # key -> its namespaces, for the keys whose state the backend owns alone (not shared
+        # with a snapshot). A miss means a new key, or a key whose state a snapshot holds
+        # (copied then).
         self._index: Dict[bytes, Dict[Hashable, Dict[str, Any]]] = {}
 
     # -- key groups -------------------------------------------------------------------------
     def _lookup(self, key: bytes, create: bool) -> Optional[Dict[Hashable, Dict[str, Any]]]:
-        """``key``'s namespaces after an index miss: unshare its group, or add the key."""
+        """``key``'s namespaces after an index miss: copy what a snapshot shares, or add it."""
         group = zlib.crc32(key) % self.max_parallelism
         data = self._groups.get(group)
         if data is None:
@@ -90,11 +92,13 @@ class MemoryStateBackend(KeyedStateBackend):
                                  f"backend (key groups {self.key_groups}) does not own")
             data = self._groups[group] = {}
         elif group in self._shared:
-            data = self._groups[group] = _deep_copy(data)
+            data = self._groups[group] = dict(data)
             self._shared.discard(group)
-            self._index.update(data)
         by_namespace = data.get(key)
-        if by_namespace is None and create:
+        if by_namespace is not None:
+            # Not in the index, so shared with a snapshot: the backend gets its own copy.
+            by_namespace = data[key] = self._index[key] = _deep_copy(by_namespace)
+        elif create:
             by_namespace = data[key] = self._index[key] = {}
         return by_namespace
 
@@ -198,7 +202,7 @@ class MemoryStateBackend(KeyedStateBackend):
         """A snapshot of the state now; O(key groups), the data is copied lazily."""
         frozen = {group: data for group, data in self._groups.items() if data}
         self._shared = set(frozen)
-        self._index = {}  # every key now goes through _lookup once, which unshares its group
+        self._index = {}  # every key now goes through _lookup once, which copies its state
         return MemorySnapshot(frozen, self.key_groups, self.max_parallelism)
 
     @classmethod
