@@ -83,7 +83,7 @@ def test_after_watermark_keeps_its_state_in_the_backend(state):
     machine.on_element(late, 1)
     assert machine.should_fire(late) and machine.on_fire(late) is False
     # The state is plain data: it survives a round trip through pickle (checkpoints).
-    assert pickle.loads(pickle.dumps(backend._data)) == backend._data
+    assert pickle.loads(pickle.dumps(backend._groups)) == backend._groups
 
 
 def test_after_watermark_without_late_trigger_finishes_on_time(state):

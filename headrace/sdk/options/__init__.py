@@ -353,3 +353,4 @@ from headrace.sdk.options.groups import (
     SetupOptions,
     StandardOptions,
 )
+from headrace.sdk.options.state import StateBackendOptions

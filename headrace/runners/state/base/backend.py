@@ -6,6 +6,10 @@ namespace is a window (``GLOBAL_WINDOW`` outside windowing). Three shapes
 cover every user-facing state type: a value (ReadModifyWrite, Combining), a
 bag (Bag) and a map (Map, Set). Backends keep state per key group so that
 snapshots can be split and redistributed when the parallelism changes.
+
+Values are the backend's to keep: the memory backend keeps the objects
+themselves, RocksDB pickled copies, so a caller that changes a value it read
+must write it back (every caller does).
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ class StateKind(enum.Enum):
 
 class KeyedStateBackend(abc.ABC):
     """Keyed state of one operator instance (one subtask), for the key groups it owns."""
+
+    #: The key groups this backend owns, and how many key groups the job has.
+    key_groups: range
+    max_parallelism: int
 
     # -- values -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -79,3 +87,14 @@ class KeyedStateBackend(abc.ABC):
 
     def is_empty(self) -> bool:
         return not any(True for _ in self.keys())
+
+    # -- snapshots --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def snapshot(self) -> Any:
+        """A ``KeyedStateSnapshot`` of the state now: cheap and synchronous; no later write
+        changes it, and its files are written later (``materialize``), even on another thread.
+        Restoring is the backend class's ``restore(snapshots, key_groups, max_parallelism)``.
+        """
+
+    def close(self) -> None:
+        """Release what the backend holds (files, memory); it is not used afterwards."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Dict, Hashable, List, NamedTuple, Optional, Tuple
+from typing import Dict, Hashable, Iterable, List, NamedTuple, Optional, Tuple
+
+from headrace.runners.state.base.key_groups import DEFAULT_MAX_PARALLELISM, key_group_for
 
 EVENT_TIME = "EVENT_TIME"
 PROCESSING_TIME = "PROCESSING_TIME"
@@ -91,6 +93,25 @@ class TimerService:
 
     def pending(self) -> List[Timer]:
         return list(self._pending.values())
+
+    def snapshot(self) -> List[Timer]:
+        """The pending timers now: timers are immutable, so the list is a consistent snapshot.
+
+        >>> timers = TimerService()
+        >>> timers.set(Timer(b"k", None, "flush", "", EVENT_TIME, 10, 10))
+        >>> restored = TimerService()
+        >>> restored.restore(timers.snapshot(), range(0, 128))
+        >>> restored.next_time(EVENT_TIME)
+        10
+        """
+        return list(self._pending.values())
+
+    def restore(self, timers: Iterable[Timer], key_groups: range,
+                max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> None:
+        """Add those of ``timers`` (from any subtasks' snapshots) with keys in ``key_groups``."""
+        for timer in timers:
+            if key_group_for(timer.key, max_parallelism) in key_groups:
+                self.set(timer)
 
     def __len__(self) -> int:
         return len(self._pending)

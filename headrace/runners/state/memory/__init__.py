@@ -1,4 +1,4 @@
 """The in-memory keyed-state backend."""
-from headrace.runners.state.memory.backend import MemoryStateBackend
+from headrace.runners.state.memory.backend import MemorySnapshot, MemoryStateBackend
 
-__all__ = ["MemoryStateBackend"]
+__all__ = ["MemorySnapshot", "MemoryStateBackend"]
