@@ -125,7 +125,7 @@ class BeamPipelineTranslator:
             if not isinstance(source, beam_iobase.BoundedSource):
                 raise unsupported(node, "only bounded Beam sources can be read")
             label = _reading_step(node).full_label
-            self.pipeline.apply(Read(BeamBoundedSource(source, label)), self.pipeline,
+            self.pipeline.apply(Read(BeamBoundedSource(source)), self.pipeline,
                                 label=label)
             self._map_outputs(node, self.pipeline.root.parts[-1])
             return True

@@ -17,6 +17,7 @@ from apache_beam.runners.common import DoFnSignature
 from apache_beam.transforms import core as beam_core
 from apache_beam.transforms import userstate as beam_userstate
 
+from headrace.runners.beam.from_beam_metrics import install_bridge
 from headrace.runners.beam.from_beam_values import (
     beam_timestamp_of,
     headrace_timestamp,
@@ -51,9 +52,11 @@ class BeamCombineFnAdapter(CombineFn):
         self.beam_fn = beam_core.CombineFn.maybe_from_callable(beam_fn)
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
+        install_bridge()
         self.beam_fn.setup(*args, **kwargs)
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        install_bridge()  # Beam metrics in the CombineFn record into headrace's containers
         return self.beam_fn.create_accumulator(*args, **kwargs)
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
@@ -64,12 +67,14 @@ class BeamCombineFnAdapter(CombineFn):
         return self.beam_fn.add_inputs(accumulator, elements, *args, **kwargs)
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        install_bridge()
         return self.beam_fn.merge_accumulators(accumulators, *args, **kwargs)
 
     def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
         return self.beam_fn.compact(accumulator, *args, **kwargs)
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        install_bridge()
         return self.beam_fn.extract_output(accumulator, *args, **kwargs)
 
     def teardown(self, *args: Any, **kwargs: Any) -> None:
@@ -246,16 +251,22 @@ class BeamDoFnAdapter(DoFn):
         return self._process_signature
 
     # -- lifecycle -----------------------------------------------------------------------------
+    # Each call installs the Beam metrics bridge: headrace may run any of them on any
+    # thread, and Beam finds its metrics tracker per thread.
     def setup(self) -> None:
+        install_bridge()
         self.beam_fn.setup()
 
     def start_bundle(self) -> Any:
+        install_bridge()
         return self.beam_fn.start_bundle()  # headrace refuses outputs, as Beam does
 
     def finish_bundle(self) -> Optional[Iterable[Any]]:
+        install_bridge()
         return convert_outputs(self.beam_fn.finish_bundle())
 
     def teardown(self) -> None:
+        install_bridge()
         self.beam_fn.teardown()
 
     def default_label(self) -> str:
@@ -263,6 +274,7 @@ class BeamDoFnAdapter(DoFn):
 
     # -- calls ---------------------------------------------------------------------------------
     def process(self, element: Any, *sides: Any, **context: Any) -> Any:
+        install_bridge()
         args, kwargs = self._user_args(sides)
         call_args = self._fill(self.plan, args, kwargs, element, context)
         return convert_outputs(self.plan.method(*call_args, **kwargs))
@@ -314,6 +326,7 @@ class BeamDoFnAdapter(DoFn):
         raise UnsupportedBeamFeature(f"{self.label}: DoFn parameter {marker!r}")
 
     def fire_timer(self, beam_spec: Any, plan: _CallPlan, context: Dict[str, Any]) -> Any:
+        install_bridge()
         values = self._fill(plan, (), {}, None, context)
         return convert_outputs(plan.method(*values))
 
