@@ -5,9 +5,14 @@ itself (str, int, tuples, ...) need nothing; for other types, Beam's
 registered deterministic coders (``beam.coders.registry.register_coder``) and
 Beam's ``ShardedKey`` are made headrace key coders, so the same keys group on
 headrace as on Beam. Non-deterministic coders are never used for keys.
+
+Values of such types cross process boundaries (headrace's multiprocess
+exchanges pickle elements) encoded by the user's registered Beam coder, as
+Beam's runners move elements between workers: the type may not pickle at all.
 """
 from __future__ import annotations
 
+import copyreg
 from typing import Any, Tuple
 
 from apache_beam.coders import registry as beam_registry
@@ -55,11 +60,31 @@ def _headrace_encodes(t: type) -> bool:
     return t in (str, int, tuple) or t in keys._ENCODERS
 
 
+def _decode_by_beam_coder(beam_coder: Any, encoded: bytes) -> Any:
+    return beam_coder.decode(encoded)
+
+
+def _pickle_by_beam_coder(value: Any) -> Tuple[Any, Tuple[Any, bytes]]:
+    beam_coder = beam_registry.get_coder(type(value))
+    return _decode_by_beam_coder, (beam_coder, beam_coder.encode(value))
+
+
+def _pickle_by_user_coder(t: type) -> None:
+    """Pickle ``t``'s values by the coder the user registered with Beam for it (not one of
+    Beam's own coders, whose pickling of a value is no better than pickle's)."""
+    registered = beam_registry._coders.get(t)
+    module = getattr(registered, "__module__", "") or ""
+    if registered is not None and not module.startswith("apache_beam."):
+        copyreg.pickle(t, _pickle_by_beam_coder)
+
+
 def register_beam_key_coders() -> None:
-    """Mirror Beam's deterministic coders of types headrace cannot encode as keys."""
+    """Mirror Beam's deterministic coders of types headrace cannot encode as keys; pickle
+    values of types with a user-registered Beam coder by that coder."""
     for t in list(beam_registry._coders):
         if not isinstance(t, type) or _headrace_encodes(t):
             continue
+        _pickle_by_user_coder(t)
         current = registry._coders.get(t)
         if current is not None and not isinstance(current, BeamKeyCoder):
             continue  # a headrace registration wins

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from apache_beam.options.pipeline_options import DirectOptions as BeamDirectOptions
 from apache_beam.options.pipeline_options import PipelineOptions as BeamPipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions as BeamStandardOptions
 from apache_beam.runners.direct.direct_metrics import DirectMetrics
@@ -79,12 +80,23 @@ class HeadraceRunner(BeamPipelineRunner):
 
     @staticmethod
     def headrace_options(options: Any) -> PipelineOptions:
-        """Headrace's options for a Beam run: the runner, streaming, and trusting Beam's
-        own construction-time trigger check (so headrace does not repeat it)."""
+        """Headrace's options for a Beam run: the runner, its parallelism (Beam's
+        ``--direct_num_workers``), streaming, and trusting Beam's own construction-time
+        trigger check (so headrace does not repeat it).
+
+        >>> from apache_beam.options.pipeline_options import PipelineOptions as Beam
+        >>> HeadraceRunner.headrace_options(Beam(["--direct_num_workers=3"])).get_all_options(
+        ...     )["parallelism"]
+        3
+        """
         runner = options.view_as(HeadraceOptions).headrace_runner or "direct"
         if runner.lower().endswith("headracerunner"):
             raise ValueError("--headrace_runner must name a headrace runner such as 'direct'")
         flags = [f"--runner={runner}", "--allow_unsafe_triggers"]
+        # Beam's local runners run --direct_num_workers workers (default 1; 0: one per core).
+        workers = options.view_as(BeamDirectOptions).direct_num_workers
+        if workers:
+            flags.append(f"--parallelism={workers}")
         if options.view_as(BeamStandardOptions).streaming:
             flags.append("--streaming")
         return PipelineOptions(flags)
