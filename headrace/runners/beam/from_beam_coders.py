@@ -13,7 +13,7 @@ Beam's runners move elements between workers: the type may not pickle at all.
 from __future__ import annotations
 
 import copyreg
-from typing import Any, Tuple
+from typing import Any, Dict, List, Tuple
 
 from apache_beam.coders import registry as beam_registry
 from apache_beam.utils.sharded_key import ShardedKey
@@ -60,13 +60,21 @@ def _headrace_encodes(t: type) -> bool:
     return t in (str, int, tuple) or t in keys._ENCODERS
 
 
-def _decode_by_beam_coder(beam_coder: Any, encoded: bytes) -> Any:
-    return beam_coder.decode(encoded)
+#: Types pickled by their user-registered Beam coder, and that coder. Referred to by
+#: index in pickles: neither the type nor its coder need be picklable (a namedtuple
+#: made at run time, a coder class local to a function). The multiprocess runner forks
+#: its workers after registration, so every worker holds the same table.
+_CODED: List[Tuple[type, Any]] = []
+_CODED_INDEX: Dict[type, int] = {}
 
 
-def _pickle_by_beam_coder(value: Any) -> Tuple[Any, Tuple[Any, bytes]]:
-    beam_coder = beam_registry.get_coder(type(value))
-    return _decode_by_beam_coder, (beam_coder, beam_coder.encode(value))
+def _decode_registered(index: int, encoded: bytes) -> Any:
+    return _CODED[index][1].decode(encoded)
+
+
+def _pickle_by_beam_coder(value: Any) -> Tuple[Any, Tuple[int, bytes]]:
+    index = _CODED_INDEX[type(value)]
+    return _decode_registered, (index, _CODED[index][1].encode(value))
 
 
 def _pickle_by_user_coder(t: type) -> None:
@@ -74,8 +82,18 @@ def _pickle_by_user_coder(t: type) -> None:
     Beam's own coders, whose pickling of a value is no better than pickle's)."""
     registered = beam_registry._coders.get(t)
     module = getattr(registered, "__module__", "") or ""
-    if registered is not None and not module.startswith("apache_beam."):
-        copyreg.pickle(t, _pickle_by_beam_coder)
+    if registered is None or module.startswith("apache_beam."):
+        return
+    try:
+        beam_coder = beam_registry.get_coder(t)
+    except Exception:  # a coder Beam cannot build for the bare type: pickle as before
+        return
+    index = _CODED_INDEX.setdefault(t, len(_CODED))
+    if index == len(_CODED):
+        _CODED.append((t, beam_coder))
+    else:
+        _CODED[index] = (t, beam_coder)
+    copyreg.pickle(t, _pickle_by_beam_coder)
 
 
 def register_beam_key_coders() -> None:

@@ -1,8 +1,8 @@
 """Beam user metrics recorded into headrace's metric containers, and read back as Beam results.
 
 Beam's ``Metrics.counter(...).inc()`` hands its update to the thread's current
-Beam "state sampler" (``statesampler.get_current_tracker()``). On headrace,
-:data:`BEAM_METRICS_BRIDGE` stands in for it: it records counters,
+Beam "state sampler" (``statesampler.get_current_tracker()``). On headrace, a
+:class:`BeamMetricsBridge` stands in for it: it records counters,
 distributions and gauges into the headrace ``MetricsContainer`` current in the
 thread (the one of the operator running the Beam code), so Beam metrics travel
 from the workers to the driver with headrace's own metrics on every runner.
@@ -37,7 +37,7 @@ from apache_beam.metrics.metricbase import MetricName as BeamMetricName
 from apache_beam.runners.direct.direct_metrics import DirectMetrics
 from apache_beam.runners.worker import statesampler
 
-from headrace.sdk.metrics import MetricName, MetricResults, MetricsEnvironment
+from headrace.sdk.metrics import MetricName, MetricResults, MetricsContainer, MetricsEnvironment
 
 
 class _BridgeCell:
@@ -73,20 +73,29 @@ class _State:
         self.metrics_container = container
 
 
+#: Beam containers, per step, for the metric kinds headrace has no cell for (this process).
+_OTHER: Dict[str, BeamMetricsContainer] = {}
+_OTHER_LOCK = threading.Lock()
+
+
 class BeamMetricsBridge:
-    """Beam's state-sampler interface over headrace's current ``MetricsContainer``."""
+    """Beam's state-sampler interface over headrace's current ``MetricsContainer``.
+
+    One per thread that runs Beam code. Beam hands its tracker to the threads it starts
+    itself (``with_exception_handling(timeout=...)`` runs ``process`` in a pool); there
+    no headrace container is current, so updates go to ``container``, the one current
+    when the owning thread last installed the bridge (just before calling Beam code).
+    """
 
     def __init__(self) -> None:
-        #: Beam containers, per step, for the metric kinds headrace has no cell for.
-        self.other: Dict[str, BeamMetricsContainer] = {}
-        self._lock = threading.Lock()
+        self.container: Optional[MetricsContainer] = None
         self._state = _State(_BridgeContainer(self))
 
     def current_state(self) -> _State:
         return self._state
 
     def update_metric(self, typed_metric_name: Any, value: Any) -> None:
-        container = MetricsEnvironment.current()
+        container = MetricsEnvironment.current() or self.container
         if container is None:
             return  # outside any step, as in Beam
         beam_name = typed_metric_name.metric_name
@@ -102,35 +111,44 @@ class BeamMetricsBridge:
             if cell_type is beam_cells.GaugeCell:
                 container.gauge(name).set(int(value))
                 return
-        self._other(container.step).get_metric_cell(typed_metric_name).update(value)
-
-    def _other(self, step: str) -> BeamMetricsContainer:
-        container = self.other.get(step)
-        if container is None:
-            with self._lock:
-                container = self.other.setdefault(step, BeamMetricsContainer(step))
-        return container
-
-    def reset(self) -> None:
-        """Forget the metrics kept in this process (a new run starts)."""
-        with self._lock:
-            self.other = {}
+        _other(container.step).get_metric_cell(typed_metric_name).update(value)
 
 
-#: The bridge of this process (it keeps no per-run state in headrace's cells).
-BEAM_METRICS_BRIDGE = BeamMetricsBridge()
+def _other(step: str) -> BeamMetricsContainer:
+    container = _OTHER.get(step)
+    if container is None:
+        with _OTHER_LOCK:
+            container = _OTHER.setdefault(step, BeamMetricsContainer(step))
+    return container
+
+
+def reset_other_metrics() -> None:
+    """Forget the metrics of other kinds kept in this process (a new run starts)."""
+    with _OTHER_LOCK:
+        _OTHER.clear()
+
+
+class _Bridges(threading.local):
+    bridge: Optional[BeamMetricsBridge] = None
+
+
+_bridges = _Bridges()
 
 
 def install_bridge() -> None:
-    """Make the bridge the current thread's Beam tracker (cheap when it already is)."""
-    if statesampler.get_current_tracker() is not BEAM_METRICS_BRIDGE:
-        statesampler.set_current_tracker(BEAM_METRICS_BRIDGE)
+    """Make this thread's bridge its Beam tracker, bound to the current headrace container
+    (call it just before calling Beam code; cheap)."""
+    bridge = _bridges.bridge
+    if bridge is None:
+        bridge = _bridges.bridge = BeamMetricsBridge()
+    bridge.container = MetricsEnvironment.current()
+    if statesampler.get_current_tracker() is not bridge:
+        statesampler.set_current_tracker(bridge)
 
 
-def beam_metric_results(collected: Optional[MetricResults],
-                        bridge: Optional[BeamMetricsBridge] = None) -> DirectMetrics:
-    """Beam's ``MetricResults`` for headrace's merged user metrics (and the ``bridge``'s
-    metrics of other kinds), with committed equal to attempted."""
+def beam_metric_results(collected: Optional[MetricResults]) -> DirectMetrics:
+    """Beam's ``MetricResults`` for headrace's merged user metrics (and the metrics of
+    other kinds this process kept), with committed equal to attempted."""
     counters, distributions, gauges = {}, {}, {}
     queried = collected.query() if collected is not None else {}
     for result in queried.get(MetricResults.COUNTERS, ()):
@@ -144,8 +162,8 @@ def beam_metric_results(collected: Optional[MetricResults],
         gauges[_beam_key(result.key)] = beam_cells.GaugeData(g.value, g.timestamp)
     metrics = DirectMetrics()
     updates = [MetricUpdates(counters, distributions, gauges)]
-    if bridge is not None:
-        updates += [container.get_cumulative() for container in bridge.other.values()]
+    with _OTHER_LOCK:
+        updates += [container.get_cumulative() for container in _OTHER.values()]
     for update in updates:
         metrics.commit_physical(None, update)
         metrics.commit_logical(None, update)

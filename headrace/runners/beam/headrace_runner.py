@@ -25,7 +25,7 @@ from apache_beam.runners.worker import statesampler
 
 from headrace.runners.beam.from_beam import translate_pipeline
 from headrace.runners.beam.from_beam_coders import register_beam_key_coders
-from headrace.runners.beam.from_beam_metrics import BEAM_METRICS_BRIDGE, beam_metric_results
+from headrace.runners.beam.from_beam_metrics import beam_metric_results, reset_other_metrics
 from headrace.sdk.options import PipelineOptions
 
 
@@ -67,7 +67,7 @@ class HeadraceRunner(BeamPipelineRunner):
         pipeline_options = self.headrace_options(options)
         register_beam_key_coders()
         headrace_pipeline = translate_pipeline(pipeline, pipeline_options)
-        BEAM_METRICS_BRIDGE.reset()
+        reset_other_metrics()
         previous = statesampler.get_current_tracker()
         try:
             result = headrace_pipeline.run()
@@ -76,7 +76,7 @@ class HeadraceRunner(BeamPipelineRunner):
             statesampler.set_current_tracker(previous)
         state = getattr(BeamPipelineState, str(result.state), BeamPipelineState.DONE)
         return HeadracePipelineResult(
-            state, beam_metric_results(result.metrics(), BEAM_METRICS_BRIDGE), result)
+            state, beam_metric_results(result.metrics()), result)
 
     @staticmethod
     def headrace_options(options: Any) -> PipelineOptions:
