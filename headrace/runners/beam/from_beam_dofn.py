@@ -17,6 +17,7 @@ from apache_beam.runners.common import DoFnSignature
 from apache_beam.transforms import core as beam_core
 from apache_beam.transforms import userstate as beam_userstate
 
+from headrace.runners.beam.from_beam_grouping import original_element, original_key
 from headrace.runners.beam.from_beam_metrics import install_bridge
 from headrace.runners.beam.from_beam_values import (
     beam_timestamp_of,
@@ -180,6 +181,8 @@ class BeamDoFnAdapter(DoFn):
     extra_markers: Tuple[type, ...] = ()
     #: Whether ``process`` always asks headrace for the element's timestamp.
     needs_timestamp = False
+    #: Beam's key coder when keys headrace cannot encode arrive keyed by it (stateful DoFns).
+    key_coder: Optional[Any] = None
 
     def __init__(self, beam_fn: Any, args: tuple, kwargs: dict, side_count: int,
                  label: str) -> None:
@@ -275,6 +278,8 @@ class BeamDoFnAdapter(DoFn):
     # -- calls ---------------------------------------------------------------------------------
     def process(self, element: Any, *sides: Any, **context: Any) -> Any:
         install_bridge()
+        if self.key_coder is not None:
+            element = original_element(element, self.key_coder)
         args, kwargs = self._user_args(sides)
         call_args = self._fill(self.plan, args, kwargs, element, context)
         return convert_outputs(self.plan.method(*call_args, **kwargs))
@@ -320,7 +325,8 @@ class BeamDoFnAdapter(DoFn):
             return to_beam_windowed_value(element, context["_hr_ts"].micros, context["_hr_win"],
                                           context["_hr_pane"])
         if param == "KeyParam":
-            return context["_hr_key"]
+            key = context["_hr_key"]
+            return key if self.key_coder is None else original_key(key, self.key_coder)
         if param == "DynamicTimerTagParam":
             return context["_hr_tag"]
         raise UnsupportedBeamFeature(f"{self.label}: DoFn parameter {marker!r}")
