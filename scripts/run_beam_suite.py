@@ -26,8 +26,9 @@ DEFAULT_FILES = [f"transforms/{name}_test.py" for name in (
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RUNNERS = {
-    "headrace": "--runner=headrace.runners.beam.HeadraceRunner "
-                "--headrace_runner=direct",
+    "direct": "--runner=headrace.runners.beam.HeadraceRunner --headrace_runner=direct",
+    "multiprocess": "--runner=headrace.runners.beam.HeadraceRunner "
+                    "--headrace_runner=multiprocess",
     "fnapi": "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner",
 }
 

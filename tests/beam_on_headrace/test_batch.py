@@ -126,8 +126,8 @@ class _Counting(beam.DoFn):
         yield word
 
 
-def test_metrics(make_pipeline):
-    p = make_pipeline()
+def test_metrics(make_pipeline_mp):
+    p = make_pipeline_mp()
     _ = p | beam.Create(["a", "bb", "ccc"]) | "Count" >> beam.ParDo(_Counting())
     result = p.run()
     result.wait_until_finish()

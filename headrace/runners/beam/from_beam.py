@@ -125,7 +125,7 @@ class BeamPipelineTranslator:
             if not isinstance(source, beam_iobase.BoundedSource):
                 raise unsupported(node, "only bounded Beam sources can be read")
             label = _reading_step(node).full_label
-            self.pipeline.apply(Read(BeamBoundedSource(source, label)), self.pipeline,
+            self.pipeline.apply(Read(BeamBoundedSource(source)), self.pipeline,
                                 label=label)
             self._map_outputs(node, self.pipeline.root.parts[-1])
             return True
@@ -182,7 +182,16 @@ class BeamPipelineTranslator:
         tags = [tag for tag in node.outputs if tag is not None]
         if tags:
             pardo = pardo.with_outputs(*tags, main=None)
-        return self._apply(node, pardo, self._inputs(node)[0])
+        main = self._inputs(node)[0]
+        if fn.stateful:  # state and timers are per key, keyed as a grouping keys
+            beam_input = next(iter(node.main_inputs.values()))
+            coder = beam_key_coder(beam_input, self.beam_pipeline._options, node.full_label)
+            if coder is not None:
+                self.pipeline.apply(ParDo(KeyByBeamCoder(coder)), main,
+                                    label=f"{node.full_label}/HeadraceKeyByBeamCoder")
+                main = self.pipeline.root.parts[-1].outputs[None]
+                fn.key_coder = coder
+        return self._apply(node, pardo, main)
 
 
 def _reading_step(node: Any) -> Any:

@@ -5,10 +5,15 @@ itself (str, int, tuples, ...) need nothing; for other types, Beam's
 registered deterministic coders (``beam.coders.registry.register_coder``) and
 Beam's ``ShardedKey`` are made headrace key coders, so the same keys group on
 headrace as on Beam. Non-deterministic coders are never used for keys.
+
+Values of such types cross process boundaries (headrace's multiprocess
+exchanges pickle elements) encoded by the user's registered Beam coder, as
+Beam's runners move elements between workers: the type may not pickle at all.
 """
 from __future__ import annotations
 
-from typing import Any, Tuple
+import copyreg
+from typing import Any, Dict, List, Tuple
 
 from apache_beam.coders import registry as beam_registry
 from apache_beam.utils.sharded_key import ShardedKey
@@ -55,11 +60,49 @@ def _headrace_encodes(t: type) -> bool:
     return t in (str, int, tuple) or t in keys._ENCODERS
 
 
+#: Types pickled by their user-registered Beam coder, and that coder. Referred to by
+#: index in pickles: neither the type nor its coder need be picklable (a namedtuple
+#: made at run time, a coder class local to a function). The multiprocess runner forks
+#: its workers after registration, so every worker holds the same table.
+_CODED: List[Tuple[type, Any]] = []
+_CODED_INDEX: Dict[type, int] = {}
+
+
+def _decode_registered(index: int, encoded: bytes) -> Any:
+    return _CODED[index][1].decode(encoded)
+
+
+def _pickle_by_beam_coder(value: Any) -> Tuple[Any, Tuple[int, bytes]]:
+    index = _CODED_INDEX[type(value)]
+    return _decode_registered, (index, _CODED[index][1].encode(value))
+
+
+def _pickle_by_user_coder(t: type) -> None:
+    """Pickle ``t``'s values by the coder the user registered with Beam for it (not one of
+    Beam's own coders, whose pickling of a value is no better than pickle's)."""
+    registered = beam_registry._coders.get(t)
+    module = getattr(registered, "__module__", "") or ""
+    if registered is None or module.startswith("apache_beam."):
+        return
+    try:
+        beam_coder = beam_registry.get_coder(t)
+    except Exception:  # a coder Beam cannot build for the bare type: pickle as before
+        return
+    index = _CODED_INDEX.setdefault(t, len(_CODED))
+    if index == len(_CODED):
+        _CODED.append((t, beam_coder))
+    else:
+        _CODED[index] = (t, beam_coder)
+    copyreg.pickle(t, _pickle_by_beam_coder)
+
+
 def register_beam_key_coders() -> None:
-    """Mirror Beam's deterministic coders of types headrace cannot encode as keys."""
+    """Mirror Beam's deterministic coders of types headrace cannot encode as keys; pickle
+    values of types with a user-registered Beam coder by that coder."""
     for t in list(beam_registry._coders):
         if not isinstance(t, type) or _headrace_encodes(t):
             continue
+        _pickle_by_user_coder(t)
         current = registry._coders.get(t)
         if current is not None and not isinstance(current, BeamKeyCoder):
             continue  # a headrace registration wins

@@ -17,6 +17,8 @@ from apache_beam.runners.common import DoFnSignature
 from apache_beam.transforms import core as beam_core
 from apache_beam.transforms import userstate as beam_userstate
 
+from headrace.runners.beam.from_beam_grouping import original_element, original_key
+from headrace.runners.beam.from_beam_metrics import install_bridge
 from headrace.runners.beam.from_beam_values import (
     beam_timestamp_of,
     headrace_timestamp,
@@ -51,9 +53,11 @@ class BeamCombineFnAdapter(CombineFn):
         self.beam_fn = beam_core.CombineFn.maybe_from_callable(beam_fn)
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
+        install_bridge()
         self.beam_fn.setup(*args, **kwargs)
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        install_bridge()  # Beam metrics in the CombineFn record into headrace's containers
         return self.beam_fn.create_accumulator(*args, **kwargs)
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
@@ -64,12 +68,14 @@ class BeamCombineFnAdapter(CombineFn):
         return self.beam_fn.add_inputs(accumulator, elements, *args, **kwargs)
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        install_bridge()
         return self.beam_fn.merge_accumulators(accumulators, *args, **kwargs)
 
     def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
         return self.beam_fn.compact(accumulator, *args, **kwargs)
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        install_bridge()
         return self.beam_fn.extract_output(accumulator, *args, **kwargs)
 
     def teardown(self, *args: Any, **kwargs: Any) -> None:
@@ -175,6 +181,8 @@ class BeamDoFnAdapter(DoFn):
     extra_markers: Tuple[type, ...] = ()
     #: Whether ``process`` always asks headrace for the element's timestamp.
     needs_timestamp = False
+    #: Beam's key coder when keys headrace cannot encode arrive keyed by it (stateful DoFns).
+    key_coder: Optional[Any] = None
 
     def __init__(self, beam_fn: Any, args: tuple, kwargs: dict, side_count: int,
                  label: str) -> None:
@@ -246,16 +254,22 @@ class BeamDoFnAdapter(DoFn):
         return self._process_signature
 
     # -- lifecycle -----------------------------------------------------------------------------
+    # Each call installs the Beam metrics bridge: headrace may run any of them on any
+    # thread, and Beam finds its metrics tracker per thread.
     def setup(self) -> None:
+        install_bridge()
         self.beam_fn.setup()
 
     def start_bundle(self) -> Any:
+        install_bridge()
         return self.beam_fn.start_bundle()  # headrace refuses outputs, as Beam does
 
     def finish_bundle(self) -> Optional[Iterable[Any]]:
+        install_bridge()
         return convert_outputs(self.beam_fn.finish_bundle())
 
     def teardown(self) -> None:
+        install_bridge()
         self.beam_fn.teardown()
 
     def default_label(self) -> str:
@@ -263,6 +277,9 @@ class BeamDoFnAdapter(DoFn):
 
     # -- calls ---------------------------------------------------------------------------------
     def process(self, element: Any, *sides: Any, **context: Any) -> Any:
+        install_bridge()
+        if self.key_coder is not None:
+            element = original_element(element, self.key_coder)
         args, kwargs = self._user_args(sides)
         call_args = self._fill(self.plan, args, kwargs, element, context)
         return convert_outputs(self.plan.method(*call_args, **kwargs))
@@ -308,12 +325,14 @@ class BeamDoFnAdapter(DoFn):
             return to_beam_windowed_value(element, context["_hr_ts"].micros, context["_hr_win"],
                                           context["_hr_pane"])
         if param == "KeyParam":
-            return context["_hr_key"]
+            key = context["_hr_key"]
+            return key if self.key_coder is None else original_key(key, self.key_coder)
         if param == "DynamicTimerTagParam":
             return context["_hr_tag"]
         raise UnsupportedBeamFeature(f"{self.label}: DoFn parameter {marker!r}")
 
     def fire_timer(self, beam_spec: Any, plan: _CallPlan, context: Dict[str, Any]) -> Any:
+        install_bridge()
         values = self._fill(plan, (), {}, None, context)
         return convert_outputs(plan.method(*values))
 

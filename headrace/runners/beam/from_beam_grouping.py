@@ -13,6 +13,8 @@ that headrace's own grouping does differently:
   :class:`BeamGroupedOutput` gives the grouped element its original key back.
   Keys headrace can encode are grouped by headrace's encoding as before.
   When Beam's coder cannot encode the key either, headrace's error is raised.
+  Stateful ``DoFn`` s are keyed the same way: the adapter gives the DoFn its
+  element and ``KeyParam`` with the original key.
 * **Timestamps.** Beam's portable runners (FnApiRunner, Prism, Flink, Spark,
   Dataflow) move elements between fused stages with Beam's windowed-value
   coder, which keeps timestamps in milliseconds (rounded down). A grouping is
@@ -125,6 +127,20 @@ class KeyByBeamCoder(DoFn):
         return "KeyByBeamCoder"
 
 
+def original_key(key: Any, beam_coder: Any) -> Any:
+    """The key a :class:`KeyByBeamCoder` replaced (``key`` itself when it did not)."""
+    if type(key) is not BeamCodedKey:
+        return key
+    return beam_coder.decode(key.encoded) if key.value is _MISSING else key.value
+
+
+def original_element(element: Any, beam_coder: Any) -> Any:
+    """``element`` with the key a :class:`KeyByBeamCoder` replaced given back."""
+    if type(element) is tuple and len(element) == 2 and type(element[0]) is BeamCodedKey:
+        return original_key(element[0], beam_coder), element[1]
+    return element
+
+
 class BeamGroupedOutput(DoFn):
     """A grouping's output as Beam's portable runners give it: the original key back, and
     the timestamp rounded down to milliseconds."""
@@ -135,13 +151,8 @@ class BeamGroupedOutput(DoFn):
     def process(self, element: Any, timestamp: Any = DoFn.TimestampParam,
                 window: Any = DoFn.WindowParam,
                 pane: Any = DoFn.PaneInfoParam) -> Iterable[Any]:
-        if self.beam_coder is not None and type(element) is tuple and len(element) == 2 \
-                and type(element[0]) is BeamCodedKey:
-            key = element[0]
-            original = key.value
-            if original is _MISSING:
-                original = self.beam_coder.decode(key.encoded)
-            element = (original, element[1])
+        if self.beam_coder is not None:
+            element = original_element(element, self.beam_coder)
         micros = timestamp.micros
         excess = micros % 1000
         if excess and MIN_MICROS < micros < MAX_MICROS:

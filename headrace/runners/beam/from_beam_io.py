@@ -8,31 +8,30 @@ from typing import Any, Iterator, List, Optional
 
 from apache_beam.portability import common_urns
 
+from headrace.runners.beam.from_beam_metrics import install_bridge
 from headrace.runners.beam.from_beam_values import beam_micros, to_headrace_output
 from headrace.sdk import test_stream as hts
 from headrace.sdk.io_base import Source, SourceSplit, SplitReader
-from headrace.sdk.metrics.cells import MetricsContainer, metrics_scope
 from headrace.sdk.pvalue import AsSideInput, PCollection
 
 
 class _IteratorReader(SplitReader):
     """Reads a Beam source's iterator; the Beam metrics its code records while reading
-    are recorded under ``step`` (headrace's source operators run no metrics scope)."""
+    are the reading step's (the read operator's metrics container is current)."""
 
-    def __init__(self, values: Iterator[Any], step: str = "") -> None:
+    def __init__(self, values: Iterator[Any]) -> None:
         self._values = values
         self._done = False
-        self._metrics = MetricsContainer(step) if step else None
 
     def read_batch(self, max_records: int) -> Optional[List[Any]]:
         if self._done:
             return None
-        with metrics_scope(self._metrics):
-            batch = []
-            for value in self._values:
-                batch.append(to_headrace_output(value))
-                if len(batch) >= max_records:
-                    return batch
+        install_bridge()
+        batch = []
+        for value in self._values:
+            batch.append(to_headrace_output(value))
+            if len(batch) >= max_records:
+                return batch
         self._done = True
         return batch or None
 
@@ -41,22 +40,20 @@ class _BeamSourceSplit(SourceSplit):
     """Some of a Beam source's bundles (``SourceBundle`` s), read one after another; or the
     whole source (``bundles`` is ``None``); or Beam's ``Impulse`` (``source`` is ``None``)."""
 
-    def __init__(self, source: Any, bundles: Optional[List[Any]] = None,
-                 step: str = "") -> None:
+    def __init__(self, source: Any, bundles: Optional[List[Any]] = None) -> None:
         self.source = source
         self.bundles = bundles
-        self.step = step
 
     def open(self, position: Any = None) -> SplitReader:
         if self.source is None:  # Impulse: one empty byte string, as Beam emits
             return _IteratorReader(iter([b""]))
         if self.bundles is None:
             tracker = self.source.get_range_tracker(None, None)
-            return _IteratorReader(iter(self.source.read(tracker)), self.step)
+            return _IteratorReader(iter(self.source.read(tracker)))
         return _IteratorReader(itertools.chain.from_iterable(
             bundle.source.read(bundle.source.get_range_tracker(bundle.start_position,
                                                                bundle.stop_position))
-            for bundle in self.bundles), self.step)
+            for bundle in self.bundles))
 
 
 class BeamBoundedSource(Source):
@@ -64,17 +61,15 @@ class BeamBoundedSource(Source):
 
     Split as Beam's ``Read`` splits it (``source.split`` with the chunk size Beam
     derives from the estimated size), the bundles dealt round-robin over at most
-    ``desired_num_splits`` headrace splits. Beam metrics recorded while reading are
-    the ``step``'s.
+    ``desired_num_splits`` headrace splits.
     """
 
-    def __init__(self, source: Any = None, step: str = "") -> None:
+    def __init__(self, source: Any = None) -> None:
         self.source = source
-        self.step = step
 
     def split(self, desired_num_splits: int) -> List[SourceSplit]:
         if self.source is None or desired_num_splits <= 1:
-            return [_BeamSourceSplit(self.source, step=self.step)]
+            return [_BeamSourceSplit(self.source)]
         from apache_beam.io.iobase import Read as BeamRead
 
         try:
@@ -83,9 +78,9 @@ class BeamBoundedSource(Source):
             size = None
         bundles = list(self.source.split(BeamRead.get_desired_chunk_size(size)))
         if len(bundles) <= 1:
-            return [_BeamSourceSplit(self.source, step=self.step)]
+            return [_BeamSourceSplit(self.source)]
         count = min(desired_num_splits, len(bundles))
-        return [_BeamSourceSplit(self.source, bundles[i::count], self.step)
+        return [_BeamSourceSplit(self.source, bundles[i::count])
                 for i in range(count)]
 
     def display_name(self) -> str:

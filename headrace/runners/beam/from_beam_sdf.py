@@ -34,6 +34,7 @@ from apache_beam.runners.sdf_utils import (
 from apache_beam.transforms import core as beam_core
 
 from headrace.runners.beam.from_beam_dofn import BeamDoFnAdapter, convert_outputs
+from headrace.runners.beam.from_beam_metrics import install_bridge
 from headrace.runners.beam.from_beam_values import beam_timestamp_of
 from headrace.runners.beam.from_beam_windowing import UnsupportedBeamFeature
 from headrace.sdk.pvalue import TaggedOutput
@@ -63,6 +64,7 @@ class BeamSplittableDoFnAdapter(BeamDoFnAdapter):
         self.estimator_provider = signature.get_watermark_estimator_provider()
 
     def process(self, element: Any, *sides: Any, **context: Any) -> Iterator[Any]:
+        install_bridge()
         args, kwargs = self._user_args(sides)
         return self._process_restrictions(element, args, kwargs, context)
 

@@ -6,14 +6,15 @@
 The Beam pipeline is translated into a headrace pipeline
 (:mod:`headrace.runners.beam.from_beam`) and run by the headrace runner
 ``--headrace_runner`` names. Beam's user metrics recorded by Beam code come
-back through Beam's ``PipelineResult.metrics()``.
+back through Beam's ``PipelineResult.metrics()``: they are recorded into headrace's
+metric containers (:mod:`headrace.runners.beam.from_beam_metrics`), so they reach the
+driver from every runner's workers.
 """
 from __future__ import annotations
 
-import threading
-from typing import Any, Dict, Optional
+from typing import Any, Optional
 
-from apache_beam.metrics.execution import MetricsContainer as BeamMetricsContainer
+from apache_beam.options.pipeline_options import DirectOptions as BeamDirectOptions
 from apache_beam.options.pipeline_options import PipelineOptions as BeamPipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions as BeamStandardOptions
 from apache_beam.runners.direct.direct_metrics import DirectMetrics
@@ -24,7 +25,7 @@ from apache_beam.runners.worker import statesampler
 
 from headrace.runners.beam.from_beam import translate_pipeline
 from headrace.runners.beam.from_beam_coders import register_beam_key_coders
-from headrace.sdk.metrics import MetricsEnvironment
+from headrace.runners.beam.from_beam_metrics import beam_metric_results, reset_other_metrics
 from headrace.sdk.options import PipelineOptions
 
 
@@ -36,52 +37,6 @@ class HeadraceOptions(BeamPipelineOptions):
         parser.add_argument("--headrace_runner", default="direct",
                             help="The headrace runner that executes the Beam pipeline "
                                  "(see `headrace runners`).")
-
-
-class _StepState:
-    """What Beam's metric code reads from the current state-sampler state."""
-
-    __slots__ = ("metrics_container",)
-
-    def __init__(self, container: Optional[BeamMetricsContainer]) -> None:
-        self.metrics_container = container
-
-
-class _MetricsTracker:
-    """Stands in for Beam's state sampler so that ``Metrics.counter(...).inc()`` in Beam
-    code lands in one Beam ``MetricsContainer`` per step.
-
-    Beam records a user metric into the current sampler state's container; on
-    headrace the step being run is the one whose headrace metrics container is
-    current (its name is the Beam transform's full label).
-    """
-
-    def __init__(self) -> None:
-        self.containers: Dict[str, BeamMetricsContainer] = {}
-        self._lock = threading.Lock()
-
-    def _container(self) -> BeamMetricsContainer:
-        current = MetricsEnvironment.current()
-        step = current.step if current is not None else ""
-        container = self.containers.get(step)
-        if container is None:
-            with self._lock:
-                container = self.containers.setdefault(step, BeamMetricsContainer(step))
-        return container
-
-    def current_state(self) -> _StepState:
-        return _StepState(self._container())
-
-    def update_metric(self, typed_metric_name: Any, value: Any) -> None:
-        self._container().get_metric_cell(typed_metric_name).update(value)
-
-    def results(self) -> DirectMetrics:
-        metrics = DirectMetrics()
-        for container in self.containers.values():
-            updates = container.get_cumulative()
-            metrics.commit_physical(None, updates)
-            metrics.commit_logical(None, updates)
-        return metrics
 
 
 class HeadracePipelineResult(BeamPipelineResult):
@@ -112,25 +67,36 @@ class HeadraceRunner(BeamPipelineRunner):
         pipeline_options = self.headrace_options(options)
         register_beam_key_coders()
         headrace_pipeline = translate_pipeline(pipeline, pipeline_options)
-        tracker = _MetricsTracker()
+        reset_other_metrics()
         previous = statesampler.get_current_tracker()
-        statesampler.set_current_tracker(tracker)
         try:
             result = headrace_pipeline.run()
             result.wait_until_finish()
         finally:
             statesampler.set_current_tracker(previous)
         state = getattr(BeamPipelineState, str(result.state), BeamPipelineState.DONE)
-        return HeadracePipelineResult(state, tracker.results(), result)
+        return HeadracePipelineResult(
+            state, beam_metric_results(result.metrics()), result)
 
     @staticmethod
     def headrace_options(options: Any) -> PipelineOptions:
-        """Headrace's options for a Beam run: the runner, streaming, and trusting Beam's
-        own construction-time trigger check (so headrace does not repeat it)."""
+        """Headrace's options for a Beam run: the runner, its parallelism (Beam's
+        ``--direct_num_workers``), streaming, and trusting Beam's own construction-time
+        trigger check (so headrace does not repeat it).
+
+        >>> from apache_beam.options.pipeline_options import PipelineOptions as Beam
+        >>> HeadraceRunner.headrace_options(Beam(["--direct_num_workers=3"])).get_all_options(
+        ...     )["parallelism"]
+        3
+        """
         runner = options.view_as(HeadraceOptions).headrace_runner or "direct"
         if runner.lower().endswith("headracerunner"):
             raise ValueError("--headrace_runner must name a headrace runner such as 'direct'")
         flags = [f"--runner={runner}", "--allow_unsafe_triggers"]
+        # Beam's local runners run --direct_num_workers workers (default 1; 0: one per core).
+        workers = options.view_as(BeamDirectOptions).direct_num_workers
+        if workers:
+            flags.append(f"--parallelism={workers}")
         if options.view_as(BeamStandardOptions).streaming:
             flags.append("--streaming")
         return PipelineOptions(flags)

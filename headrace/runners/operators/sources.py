@@ -13,6 +13,7 @@ from typing import Any, Callable, List, Optional
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.operators.base import Batch, Operator, to_windowed_values
 from headrace.sdk.io_base import assign_splits
+from headrace.sdk.metrics import metrics_scope
 from headrace.sdk.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
 from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
 from headrace.sdk.watermarks import WatermarkStrategy
@@ -91,7 +92,8 @@ class ReadOperator(Operator):
 
     def _read(self, split: _SplitState) -> Optional[Batch]:
         try:
-            elements = split.reader.read_batch(self.BATCH)
+            with metrics_scope(self.metrics):  # metrics the source's code records are this step's
+                elements = split.reader.read_batch(self.BATCH)
             if elements is None:
                 split.finished = True
                 split.reader.close()
