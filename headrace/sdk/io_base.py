@@ -130,3 +130,74 @@ class Sink(abc.ABC):
 
     def display_name(self) -> str:
         return type(self).__name__
+
+
+class CommittingSinkWriter(SinkWriter):
+    """A writer whose output is published only when a checkpoint covering it completes.
+
+    This is the writer half of a two-phase-commit sink (Flink's ``SinkWriter``
+    with ``prepareCommit``): between barriers it writes where readers cannot see
+    yet (an in-progress file, an open Kafka transaction); on barrier N it
+    pre-commits and hands back *committables*, which travel in checkpoint N and
+    are published by the sink's :class:`Committer` once N is complete.
+    """
+
+    @abc.abstractmethod
+    def prepare_commit(self, checkpoint_id: int) -> List[Any]:
+        """Pre-commit at barrier ``checkpoint_id``.
+
+        Make everything written since the previous barrier durable but not yet
+        visible, and return picklable committables describing it (empty when
+        nothing was written). Runs synchronously as the barrier passes; an
+        exception fails the checkpoint. Also called with the last checkpoint id
+        + 1 at the end of input, before :meth:`close`.
+        """
+
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        """The writer's own state for checkpoint ``checkpoint_id`` (picklable), or None."""
+        return None
+
+
+class Committer(abc.ABC):
+    """Publishes committables; one per sink subtask, beside its writer."""
+
+    @abc.abstractmethod
+    def commit(self, committables: List[Any]) -> None:
+        """Publish ``committables``.
+
+        Called once the checkpoint holding them is complete, and again after a
+        restore for every committable in the restored checkpoint, some of which
+        may already be published before the crash: committing must therefore be
+        idempotent. Raising fails the job (and, with a restart strategy,
+        retries from the latest checkpoint).
+        """
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class CommittingSink(Sink):
+    """A sink with exactly-once output by two-phase commit on checkpoints.
+
+    Runners call :meth:`open_writer` (or :meth:`restore_writer` after a restore)
+    and :meth:`create_committer` per subtask; at every checkpoint barrier the
+    writer's :meth:`CommittingSinkWriter.prepare_commit`; after the checkpoint
+    completes :meth:`Committer.commit` on what it returned; at the end of input
+    a last ``prepare_commit`` and commit, then ``close`` and :meth:`finalize`
+    as for any sink. Without checkpointing the whole output is committed at the
+    end of input.
+    """
+
+    @abc.abstractmethod
+    def open_writer(self, writer_index: int, num_writers: int) -> CommittingSinkWriter:
+        """Open a fresh writer for parallel instance ``writer_index`` of ``num_writers``."""
+
+    def restore_writer(self, writer_index: int, num_writers: int,
+                       states: List[Any]) -> CommittingSinkWriter:
+        """Open a writer from the states old writers snapshotted (after rescaling,
+        possibly several or none); the default ignores them."""
+        return self.open_writer(writer_index, num_writers)
+
+    @abc.abstractmethod
+    def create_committer(self, writer_index: int, num_writers: int) -> Committer:
+        """The committer for parallel instance ``writer_index``."""

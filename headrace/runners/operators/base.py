@@ -59,6 +59,29 @@ class Operator:
     def close(self) -> None:
         """Release resources; called once, also after a failure."""
 
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        """Snapshot this operator's state for checkpoint ``checkpoint_id``.
+
+        Called when barrier ``checkpoint_id`` has arrived on every input, after
+        everything before it was processed and before the barrier is forwarded.
+        It must be cheap (copy-on-write, a RocksDB checkpoint): uploading happens
+        later, on another thread. Returns something picklable, or None when the
+        operator holds no state.
+        """
+        return None
+
+    def restore_state(self, snapshots: List[Any]) -> None:
+        """Restore, before any input, from snapshots taken by :meth:`snapshot_state`.
+
+        ``snapshots`` are those of the old subtasks assigned to this one: one, its
+        own, when the parallelism is unchanged; after rescaling, keyed state is
+        handed over by key group and other state by the operator's own rule.
+        """
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Checkpoint ``checkpoint_id`` is complete: publish what waited for it
+        (two-phase-commit sinks commit, sources commit offsets as progress)."""
+
     def emit_batch(self, tag: Optional[str], batch: Batch) -> None:
         if not batch:
             return
