@@ -18,7 +18,7 @@ from headrace.transforms.userstate import (
     SetStateSpec,
     StateTtl,
 )
-from tests.state.helpers import BACKENDS, new_backend
+from .helpers import BACKENDS, new_backend
 
 pytestmark = pytest.mark.no_pipeline
 
