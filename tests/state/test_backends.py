@@ -7,6 +7,7 @@ import pytest
 
 from headrace.runners.state.base.key_groups import key_group_for
 from headrace.sdk.window import GLOBAL_WINDOW, IntervalWindow
+
 from .helpers import BACKENDS, contents, new_backend
 
 pytestmark = pytest.mark.no_pipeline

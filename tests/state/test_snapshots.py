@@ -12,6 +12,7 @@ from headrace.runners.state.base.key_groups import key_group_for, key_group_rang
 from headrace.runners.state.base.savepoint import SavepointReader, write_savepoint
 from headrace.runners.state.base.snapshot import open_snapshot
 from headrace.sdk.window import GLOBAL_WINDOW, IntervalWindow
+
 from .helpers import BACKENDS, contents, new_backend, owned_keys, restore
 
 pytestmark = pytest.mark.no_pipeline

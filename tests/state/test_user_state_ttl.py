@@ -18,6 +18,7 @@ from headrace.transforms.userstate import (
     SetStateSpec,
     StateTtl,
 )
+
 from .helpers import BACKENDS, new_backend
 
 pytestmark = pytest.mark.no_pipeline
