@@ -295,3 +295,37 @@ def test_final_checkpoint_waits_for_the_end_of_every_source(tmp_path):
     assert last.checkpoint_id == max(m.checkpoint_id for m in metas)
 
 
+
+
+class _FlakyReader(_RecordingReader):
+    """Its position cannot be taken once (the second time it is asked)."""
+
+    calls = 0
+
+    def position(self) -> int:
+        _FlakyReader.calls += 1
+        if _FlakyReader.calls == 2:
+            raise OSError("position unavailable")
+        return self.next
+
+
+class _FlakySplit(_RecordingSplit):
+    def open(self, position: Any = None) -> SplitReader:
+        return _FlakyReader(self, position or 0)
+
+
+class _FlakySource(_RecordingSource):
+    def split(self, desired_num_splits: int) -> List[SourceSplit]:
+        return [_FlakySplit(self.log, i, self.count) for i in range(2)]
+
+
+def test_a_failed_snapshot_declines_the_checkpoint_and_the_job_goes_on(tmp_path, caplog):
+    checkpoints = tmp_path / "checkpoints"
+    with beam.Pipeline(argv=_argv(checkpoints, "--checkpoints_retained=50")) as p:
+        numbers = p | "Flaky" >> beam.io.Read(_FlakySource(str(tmp_path / "log"), 1000))
+        assert_that(numbers | beam.combiners.Count.Globally(), equal_to([2000]))
+    figures = _checkpoint_metrics(p.result)
+    assert figures["checkpoints_aborted"] >= 1 and figures["checkpoints_completed"] >= 1
+    reasons = [r.message for r in caplog.records if "aborted" in r.message]
+    assert any("could not snapshot 'Flaky'" in m and "position unavailable" in m
+               for m in reasons)
