@@ -12,7 +12,9 @@ import pytest
 
 import headrace as beam
 from headrace.io.generator import GenerateEvents, GeneratorSource
+from headrace.runners.engine.restore_start import job_start_from_checkpoint
 from headrace.runners.multiprocess.checkpoint_coordinator import CHECKPOINTS_STEP
+from headrace.runners.multiprocess.runner import MultiprocessRunner
 from headrace.runners.state.checkpoint_storage import open_checkpoint_storage
 from headrace.sdk.io_base import Source, SourceSplit, SplitReader
 from headrace.sdk.metrics import MetricsFilter
@@ -329,3 +331,53 @@ def test_a_failed_snapshot_declines_the_checkpoint_and_the_job_goes_on(tmp_path,
     reasons = [r.message for r in caplog.records if "aborted" in r.message]
     assert any("could not snapshot 'Flaky'" in m and "position unavailable" in m
                for m in reasons)
+
+
+class _RestoringRunner(MultiprocessRunner):
+    """Starts the job from a checkpoint (what the restore side builds on)."""
+
+    def __init__(self, checkpoint_id: int, local_dir: str) -> None:
+        self.checkpoint_id, self.local_dir = checkpoint_id, local_dir
+
+    def job_start(self, options: Any, plan: Any) -> Any:
+        settings, start = super().job_start(options, plan)
+        return settings, job_start_from_checkpoint(start.storage, self.checkpoint_id, plan,
+                                                   self.local_dir)
+
+
+@pytest.mark.parametrize("backend", ["memory", "rocksdb"])
+@pytest.mark.parametrize("parallelism", [2, 3])
+def test_a_job_started_from_a_checkpoint_finishes_the_same(tmp_path, backend, parallelism):
+    """Run to the end taking checkpoints; then run again from a mid-stream checkpoint (also
+    at another parallelism): the sources resume from their positions and the keyed state
+    (a grouping over the backend, a fast-path combine) is restored, so the totals, emitted
+    only at the end, are exact."""
+    checkpoints = tmp_path / "checkpoints"
+    expected = _expected_totals()
+
+    def pipeline(p: Any) -> None:
+        events = _events(p, rate=5000)
+        grouped = (events | "Keyed" >> beam.Map(lambda e: (e[0], 1))
+                   | "Group" >> beam.GroupByKey()
+                   | "Count" >> beam.Map(lambda kv: (kv[0], sum(kv[1]))))
+        summed = (events | "Pairs" >> beam.Map(lambda e: (e[0], 1))
+                  | "Sum" >> beam.CombinePerKey(sum))
+        assert_that(grouped, equal_to(expected), label="Grouped")
+        assert_that(summed, equal_to(expected), label="Summed")
+
+    argv = _argv(checkpoints, f"--state_backend={backend}", "--checkpoints_retained=50")
+    with beam.Pipeline(argv=argv) as p:
+        pipeline(p)
+    with open_checkpoint_storage(checkpoints) as storage:
+        metas = storage.list_checkpoints()
+    middle = [m for m in metas if not all(
+        s["finished"] for t in m.operators["Events/Read(Generator(6000))"]
+        for s in t.position["splits"])]
+    assert middle, "no checkpoint was taken mid-stream"
+    chosen = middle[len(middle) // 2].checkpoint_id
+    argv = [a for a in argv if not a.startswith("--parallelism")] + [f"--parallelism={parallelism}"]
+    with beam.Pipeline(runner=_RestoringRunner(chosen, str(tmp_path / "restore")),
+                       argv=argv) as p:
+        pipeline(p)
+    with open_checkpoint_storage(checkpoints) as storage:
+        assert max(storage.checkpoint_ids()) > metas[-1].checkpoint_id  # it went on

@@ -72,7 +72,7 @@ class MultiprocessRunner(PipelineRunner):
         plan = PhysicalPlan.build(pipeline, parallelism, headrace_options.max_parallelism)
         streaming = (bool(options.view_as(StandardOptions).streaming) or plan.is_unbounded()
                      or plan.has_test_stream())
-        settings, start = checkpoint_settings(options, plan)
+        settings, start = self.job_start(options, plan)
         display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
         coordinator = Coordinator(plan, streaming,
                                   options.view_as(MultiprocessOptions).exchange_settings(),
@@ -80,4 +80,10 @@ class MultiprocessRunner(PipelineRunner):
                                   headrace_options.job_name or "")
         snapshots: List[Any] = coordinator.run()
         return FinishedPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
+
+    def job_start(self, options: Any, plan: PhysicalPlan
+                  ) -> Tuple[Optional[CheckpointSettings], JobStart]:
+        """How the job's subtasks start, and its checkpoint settings: a fresh start by
+        default (see ``engine.restore_start`` for a start from a checkpoint)."""
+        return checkpoint_settings(options, plan)
 
