@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter
 from typing import Any, List
@@ -104,7 +105,9 @@ def test_checkpoints_complete_during_a_streaming_job(storage_url, backend, caplo
         [{"index": 0, "id": None, "position": None, "finished": True}],
         [{"index": 1, "id": None, "position": None, "finished": True}]]
     grouped = latest.task("Group", 0)
-    assert grouped.info["keyed_format"] == backend
+    # (the suite may force one backend for every job: HEADRACE_TEST_STATE_BACKEND)
+    assert grouped.info["keyed_format"] == (os.environ.get("HEADRACE_TEST_STATE_BACKEND")
+                                            or backend)
     assert grouped.info["key_groups"] == [0, 64]
     assert latest.task("Total", 1).info == {}  # the fast path: its tables are operator state
     assert "operator-state.pkl" in latest.task("Total", 1).files
