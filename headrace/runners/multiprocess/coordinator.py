@@ -11,22 +11,32 @@ a message naming it. Whatever happens, every worker is gone when
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import cloudpickle
 import multiprocess
+import multiprocess.forkserver as multiprocess_forkserver
+import multiprocess.spawn as multiprocess_spawn
 import tblib.pickling_support  # noqa: F401  (unpickles the workers' tracebacks)
 from multiprocess.connection import wait
 
 from headrace.runners.engine.plan import FORWARD, PhysicalPlan
 from headrace.runners.engine.runtime import ExchangeSettings
+from headrace.runners.engine.snapshots import JobStart
 from headrace.runners.engine.transport import enlarge_pipe
+from headrace.runners.multiprocess.checkpoint_coordinator import (
+    CheckpointCoordinator,
+    CheckpointSettings,
+)
 from headrace.runners.multiprocess.progress import ProgressDisplay, StageProgress
 from headrace.runners.multiprocess.worker import worker_main
+from headrace.sdk.options.state import StateBackendOptions
 from headrace.sdk.timestamp import MIN_MICROS
 
 #: How often the coordinator wakes without news (seconds); also the progress refresh.
@@ -37,6 +47,40 @@ TERMINATE_GRACE = 2.0
 PEER_DEATH_GRACE = 0.1
 
 
+def _uses_rocksdb(options: Any) -> bool:
+    return options is not None and options.view_as(StateBackendOptions).state_backend == "rocksdb"
+
+
+def _rocksdb_used_here() -> bool:
+    """Whether this process has opened RocksDB (whose background threads a fork would
+    leave dead, hanging the child's first flush)."""
+    module = sys.modules.get("headrace.runners.state.rocksdb.backend")
+    return module is not None and module._OPENED_IN_PID == os.getpid()
+
+
+@contextlib.contextmanager
+def _without_main_import(active: bool) -> Iterator[None]:
+    """Start a fork-server child without importing the driver's main module in it (as
+    spawn would): the workers need none (user code travels cloudpickled) and a script
+    without an ``if __name__ == "__main__"`` guard would run its pipeline again."""
+    if not active:
+        yield
+        return
+    original = multiprocess_spawn.get_preparation_data
+
+    def preparation_data(name: str) -> Dict[str, Any]:
+        data = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    multiprocess_spawn.get_preparation_data = preparation_data
+    try:
+        yield
+    finally:
+        multiprocess_spawn.get_preparation_data = original
+
+
 class WorkerFailed(RuntimeError):
     """A worker process died without reporting an error of the user's code."""
 
@@ -45,8 +89,17 @@ class Coordinator:
     """Runs ``plan`` on ``plan.parallelism`` worker processes."""
 
     def __init__(self, plan: PhysicalPlan, streaming: bool, settings: ExchangeSettings,
-                 display: ProgressDisplay) -> None:
+                 display: ProgressDisplay, options: Any = None,
+                 start: Optional[JobStart] = None,
+                 checkpoints: Optional[CheckpointSettings] = None, job_id: str = "") -> None:
         self.plan = plan
+        self.options = options
+        self.start = start if start is not None else JobStart()
+        self.checkpoint_settings = checkpoints
+        self.job_id = job_id
+        #: The checkpoint coordinator while the job runs with checkpoints (else None).
+        self.checkpoints: Optional[CheckpointCoordinator] = None
+        self._controls: List[Any] = []
         self.streaming = streaming
         self.settings = settings
         self.display = display
@@ -56,9 +109,14 @@ class Coordinator:
 
     def run(self) -> List[Any]:
         """Run the job to its end; returns every step's metric snapshots from every worker."""
-        context = multiprocess.get_context("fork")
+        forking = not (_uses_rocksdb(self.options) and _rocksdb_used_here())
+        context = multiprocess.get_context("fork" if forking else "forkserver")
+        if not forking:
+            # Workers come from a fresh interpreter: RocksDB's threads do not survive fork().
+            context.set_forkserver_preload(["headrace.runners.multiprocess.worker"])
         parallelism = self.plan.parallelism
-        job = cloudpickle.dumps((self.plan, self.streaming), protocol=5)
+        job = cloudpickle.dumps((self.plan, self.streaming, self.options, self.start),
+                               protocol=5)
         data_pipes = {(src, dst): context.Pipe(duplex=False)
                       for src in range(parallelism) for dst in range(parallelism) if src != dst}
         for _, writer in data_pipes.values():
@@ -74,21 +132,36 @@ class Coordinator:
                 # A fork inherits every open pipe end; the worker closes the ones it does not
                 # own, so that a peer's death shows as end-of-file or a broken pipe.
                 inherited = [c for pair in (*data_pipes.values(), *controls) for c in pair
-                             if id(c) not in own]
+                             if id(c) not in own] if forking else []
                 process = context.Process(
                     target=worker_main, name=f"headrace-worker-{subtask}", daemon=True,
                     args=(subtask, job, inboxes, outboxes, controls[subtask][1], self.settings,
-                          inherited, os.getpid()))
-                process.start()
+                          inherited, os.getpid() if forking else None))
+                with _without_main_import(not forking):
+                    process.start()
                 self.processes.append(process)
             for reader, writer in data_pipes.values():
                 reader.close()
                 writer.close()
             for _, worker_end in controls:
                 worker_end.close()
-            return self._watch([coordinator_end for coordinator_end, _ in controls])
+            self._controls = [coordinator_end for coordinator_end, _ in controls]
+            if self.start.storage is not None and self.checkpoint_settings is not None:
+                self.checkpoints = CheckpointCoordinator(
+                    self.start.storage, self.checkpoint_settings, parallelism, self._command,
+                    self.job_id, {"parallelism": parallelism,
+                                  "max_parallelism": self.plan.max_parallelism},
+                    self.start.first_checkpoint_id)
+            snapshots = self._watch(self._controls)
+            if self.checkpoints is not None:
+                snapshots.append(self.checkpoints.metrics.snapshot())
+            return snapshots
         finally:
+            if self.checkpoints is not None:
+                self.checkpoints.close()
             self.stop()
+            if not forking:
+                multiprocess_forkserver._forkserver._stop()  # no process left behind
             for coordinator_end, _ in controls:
                 coordinator_end.close()
             self.display.close()
@@ -97,9 +170,11 @@ class Coordinator:
         snapshots: Dict[int, List[Any]] = {}
         sentinels = {process.sentinel: subtask for subtask, process in enumerate(self.processes)}
         by_connection = {id(conn): subtask for subtask, conn in enumerate(controls)}
+        checkpoints = self.checkpoints
         while len(snapshots) < len(self.processes):
+            timeout = TICK if checkpoints is None else min(TICK, checkpoints.seconds_to_next())
             ready = wait([c for i, c in enumerate(controls) if i not in snapshots]
-                         + [s for s, i in sentinels.items() if i not in snapshots], TICK)
+                         + [s for s, i in sentinels.items() if i not in snapshots], timeout)
             for item in ready:
                 subtask = by_connection.get(id(item))
                 if subtask is not None:
@@ -111,6 +186,8 @@ class Coordinator:
                         self._receive(subtask, controls[subtask], snapshots)
                     if subtask not in snapshots:
                         self._fail_dead_worker(subtask)
+            if checkpoints is not None:
+                checkpoints.tick()
             self._show_progress()
         return [snapshot for subtask in sorted(snapshots) for snapshot in snapshots[subtask]]
 
@@ -125,6 +202,9 @@ class Coordinator:
         elif kind == "warning":
             category, text, filename, lineno = message[1:]
             warnings.warn_explicit(text, category, filename, lineno)
+        elif kind in ("ack", "decline", "sources_finished"):
+            if self.checkpoints is not None:
+                self.checkpoints.on_message(message)
         elif kind == "done":
             snapshots[subtask] = message[1]
             self.progress[subtask] = message[2]
@@ -136,6 +216,13 @@ class Coordinator:
             if exc is None:
                 raise WorkerFailed(f"headrace worker {subtask} failed:\n{text}")
             raise exc  # with the worker's traceback (tblib), so the user's frames show
+
+    def _command(self, subtask: int, message: bytes) -> None:
+        """A checkpoint command to worker ``subtask`` (one that already finished needs none)."""
+        try:
+            self._controls[subtask].send_bytes(message)
+        except OSError:
+            pass  # it is gone: its sentinel tells how
 
     def _blame_dead_peer(self, witness: int) -> None:
         others = {p.sentinel: i for i, p in enumerate(self.processes) if i != witness}
