@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, List
 
 from headrace.runners.engine.plan import PhysicalPlan
+from headrace.runners.engine.restart import restart_strategy_from_options, run_with_restarts
 from headrace.runners.multiprocess.coordinator import Coordinator
 from headrace.runners.multiprocess.options import MultiprocessOptions
 from headrace.runners.multiprocess.progress import ProgressDisplay
@@ -43,10 +44,12 @@ class MultiprocessRunner(PipelineRunner):
         plan = PhysicalPlan.build(pipeline, parallelism, headrace_options.max_parallelism)
         streaming = (bool(options.view_as(StandardOptions).streaming) or plan.is_unbounded()
                      or plan.has_test_stream())
-        display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
-        coordinator = Coordinator(plan, streaming,
-                                  options.view_as(MultiprocessOptions).exchange_settings(),
-                                  display)
-        snapshots: List[Any] = coordinator.run()
+        settings = options.view_as(MultiprocessOptions).exchange_settings()
+
+        def attempt(number: int) -> List[Any]:
+            display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
+            return Coordinator(plan, streaming, settings, display).run()
+
+        snapshots = run_with_restarts(attempt, restart_strategy_from_options(options))
         return FinishedPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
 
