@@ -7,13 +7,11 @@ import pickle
 
 import pytest
 
-from headrace.io.generator import GenerateEvents, GeneratorSource
 from headrace.runners.engine.recovery import (
     RestoreError,
     RestorePlan,
     load_checkpoint,
     open_restore_source,
-    split_key,
 )
 from headrace.runners.state.base.key_groups import key_group_range
 from headrace.runners.state.checkpoint_storage import (
@@ -21,7 +19,6 @@ from headrace.runners.state.checkpoint_storage import (
     CheckpointNotFoundError,
     open_checkpoint_storage,
 )
-from headrace.sdk.io_base import assign_splits
 
 from .checkpoint_storage_support import delete_object, put_object, stored_objects
 from .helpers import BACKENDS, contents, new_backend, owned_keys, restore
@@ -101,38 +98,6 @@ def test_operator_snapshots_follow_i_mod_p_and_keyed_ones_follow_key_groups():
     up = RestorePlan(meta, {"Map": False, "Count": True, "Read": False}, 6)
     assert [[h.subtask_index for h in up.operator_handles("Map", j)] for j in range(6)] \
         == [[0], [1], [2], [3], [], []]
-
-
-@pytest.mark.parametrize("old_p, new_p", [(2, 1), (2, 3), (3, 2), (1, 4)])
-def test_source_positions_reach_the_subtask_that_now_reads_each_split(old_p, new_p):
-    from headrace.runners.state.checkpoint_storage import TaskStateHandle
-
-    source = GeneratorSource(GenerateEvents(num_events=1000, num_splits=5).config, True)
-    old_splits = source.split(old_p)
-    handles = []
-    for subtask in range(old_p):
-        mine = assign_splits(old_splits, subtask, old_p)
-        handles.append(TaskStateHandle("Read", subtask, position={
-            split_key(s, old_splits.index(s)): 10 * old_splits.index(s) for s in mine}))
-    plan = RestorePlan(CheckpointMetadata(1, handles, properties={"parallelism": old_p}),
-                       {"Read": False}, new_p)
-    splits = source.split(new_p)
-    seen = {}
-    for subtask in range(new_p):
-        positions = plan.positions("Read", splits, assign_splits(splits, subtask, new_p))
-        assert not set(positions) & set(seen)
-        seen.update(positions)
-    assert seen == {f"#{i}": 10 * i for i in range(5)}
-
-
-def test_positions_of_splits_the_source_no_longer_lists_are_an_error():
-    from headrace.runners.state.checkpoint_storage import TaskStateHandle
-
-    source = GeneratorSource(GenerateEvents(num_events=1000, num_splits=2).config, True)
-    plan = RestorePlan(CheckpointMetadata(1, [TaskStateHandle("Read", 0, position={"#7": 3})]),
-                       {"Read": False}, 1)
-    with pytest.raises(RestoreError, match=r"Read: checkpoint 1 has positions for split\(s\) #7"):
-        plan.positions("Read", source.split(1), source.split(1))
 
 
 def test_state_of_a_missing_operator_is_an_error_unless_allowed(caplog):

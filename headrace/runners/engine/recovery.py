@@ -8,8 +8,8 @@ A checkpoint's ``_metadata`` holds one :class:`TaskStateHandle` per operator id
   operator's own snapshot (timers, tables) from the same handles;
 - other operators' snapshots: old subtask ``i`` goes to new subtask ``i % p``
   (a subtask may get several, or none);
-- source positions, stored per split key (:func:`split_key`), go to whichever new
-  subtask ``assign_splits`` gives that split.
+- a source's snapshot is its splits and their positions, so ``i % p`` moves every
+  split to exactly one new subtask.
 
 :func:`load_checkpoint` downloads a checkpoint (every file checked against its size
 and SHA-256) and falls back to the previous complete checkpoint, with a log line
@@ -34,7 +34,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from headrace.runners.state.base.key_groups import key_group_range
 from headrace.runners.state.checkpoint_storage import (
@@ -46,7 +46,6 @@ from headrace.runners.state.checkpoint_storage import (
     TaskStateHandle,
     open_checkpoint_storage,
 )
-from headrace.sdk.io_base import SourceSplit
 
 LOG = logging.getLogger("headrace.recovery")
 _CHK_DIR = re.compile(r"^(.*?)[/\\]?chk-(\d+)[/\\]?$")
@@ -57,20 +56,6 @@ class RestoreError(ValueError):
 
 
 # ------------------------------------------------------------------------------ planning
-
-
-def split_key(split: SourceSplit, index: int) -> str:
-    """The key a source position is stored under: the split's id, else its place in the
-    source's split list (``#3``), so the split finds its position at any parallelism.
-
-    >>> from headrace.io.generator import GenerateEvents
-    >>> source = GenerateEvents(num_events=10, num_splits=2).config
-    >>> from headrace.io.generator import GeneratorSource
-    >>> [split_key(s, i) for i, s in enumerate(GeneratorSource(source, True).split(1))]
-    ['#0', '#1']
-    """
-    split_id = split.split_id()
-    return f"#{index}" if split_id is None else str(split_id)
 
 
 def old_key_groups(handle: TaskStateHandle, parallelism: int, max_parallelism: int) -> range:
@@ -147,23 +132,6 @@ class RestorePlan:
             return self.keyed_handles(operator_id, subtask)
         return [h for h in self._handles(operator_id)
                 if h.subtask_index % self.parallelism == subtask]
-
-    def positions(self, operator_id: str, splits: Sequence[SourceSplit],
-                  assigned: Iterable[SourceSplit]) -> Dict[str, Any]:
-        """The stored positions of the ``assigned`` splits (this subtask's share of the
-        source's ``splits``), by split key. A stored split the source no longer lists is an
-        error naming it, since its records would be lost or read twice."""
-        stored: Dict[str, Any] = {}
-        for handle in self._handles(operator_id):
-            stored.update(handle.position or {})
-        keys = {id(split): split_key(split, i) for i, split in enumerate(splits)}
-        unknown = sorted(set(stored) - set(keys.values()))
-        if unknown:
-            raise RestoreError(
-                f"{operator_id}: checkpoint {self.metadata.checkpoint_id} has positions for "
-                f"split(s) {', '.join(unknown)} that the source does not list now (its splits "
-                f"changed with the parallelism {self.old_parallelism} -> {self.parallelism}?)")
-        return {keys[id(s)]: stored[keys[id(s)]] for s in assigned if keys[id(s)] in stored}
 
 
 def _has_state(handle: TaskStateHandle) -> bool:
