@@ -160,3 +160,32 @@ def test_open_restore_source_reads_chk_dirs_and_roots(open_storage, storage_url,
     opened, n = open_restore_source(storage_url + "/chk-9")
     with opened, pytest.raises(CheckpointNotFoundError, match="no complete checkpoint 9"):
         load_checkpoint(opened, n)
+
+
+def test_savepoint_cli_copies_the_latest_checkpoint_self_contained(tmp_path, capsys):
+    from headrace.cli import main
+
+    root = str(tmp_path / "checkpoints")
+    storage = open_checkpoint_storage(root, retained=1)
+    _take_checkpoint(storage, 1, "rocksdb", tmp_path, 2, lambda key: 1)
+    _take_checkpoint(storage, 2, "rocksdb", tmp_path, 2, lambda key: 2)
+    assert main(["savepoint", root, str(tmp_path / "savepoints")]) == 0
+    location = capsys.readouterr().out.strip()
+    assert location == f"{tmp_path / 'savepoints'}/chk-2"
+    _take_checkpoint(storage, 3, "rocksdb", tmp_path, 2, lambda key: 3)  # retention drops 2
+    storage.close()
+    assert not (tmp_path / "checkpoints" / "chk-2").exists()
+    opened, n = open_restore_source(location)
+    with opened:
+        loaded = load_checkpoint(opened, n, target=str(tmp_path))
+    try:
+        assert loaded.metadata.kind == "savepoint" and loaded.metadata.checkpoint_id == 2
+        plan = RestorePlan(loaded.metadata, {"Count": True, "Read": False}, 1)
+        dirs = [str(loaded.task_dir(h)) for h in plan.keyed_handles("Count", 0)]
+        backend = restore("rocksdb", dirs, range(128), str(tmp_path / "r"))
+        assert backend.get_value("count", KEYS[0], None) == 2
+        backend.close()
+    finally:
+        loaded.cleanup()
+    assert main(["savepoint", root, str(tmp_path / "savepoints"), "--id", "9"]) == 1
+    assert "no complete checkpoint 9" in capsys.readouterr().err
