@@ -194,8 +194,8 @@ class Coordinator:
         how = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
                else f"exit code {code}")
         return (f"headrace worker {subtask} of {len(self.processes)} (pid {process.pid}) died "
-                f"unexpectedly ({how}); the job failed. Restarting from a checkpoint is not "
-                "implemented yet.")
+                f"unexpectedly ({how}); the job failed (--restart_strategy decides whether it "
+                "restarts from its latest checkpoint).")
 
     def stop(self) -> None:
         """End every worker still running: SIGTERM, then SIGKILL after a grace period."""
