@@ -62,3 +62,41 @@ def test_savepoint_at_2_restored_at_other_parallelism_gives_the_same_results(
     finally:
         second.close()
     assert published_lines(output) == reference
+
+
+def test_stop_with_savepoint_then_resume_at_parallelism_3(tmp_path, reference):
+    savepoints = str(tmp_path / "savepoints")
+    output = str(tmp_path / "out")
+    first = CrashJob(tmp_path / "first", events=EVENTS, rate=1500, parallelism=2,
+                     checkpoint_dir=str(tmp_path / "checkpoints"), interval=0.3, output=output,
+                     extra_argv=[f"--savepoint_dir={savepoints}"])
+    try:
+        _wait_for_checkpoints(str(tmp_path / "checkpoints"), 1, first)
+        assert headrace_cli(["stop", str(first.process.pid), "--timeout", "60"]) == 0
+        assert first.wait(10) == 0, first.driver_log()[-4000:]
+        assert not first.leftovers()
+        log = first.driver_log()
+        assert "savepoint written to" in log, log[-4000:]
+        savepoint = log.split("savepoint written to ")[1].split(";")[0]
+    finally:
+        first.close()
+    assert savepoint.startswith(savepoints + "/chk-")
+    with open_checkpoint_storage(savepoints, read_only=True) as storage:
+        assert storage.latest().kind == "savepoint"
+    assert published_lines(output) != reference  # stopped midway
+    second = CrashJob(tmp_path / "second", events=EVENTS, rate=None, parallelism=3,
+                      output=output, extra_argv=[f"--from_checkpoint={savepoint}"])
+    try:
+        assert second.wait(300) == 0, second.driver_log()[-4000:]
+    finally:
+        second.close()
+    assert published_lines(output) == reference
+
+
+def test_savepoint_dir_without_checkpoints_is_refused(tmp_path):
+    job = CrashJob(tmp_path, events=10, rate=None, extra_argv=["--savepoint_dir=/tmp/x"])
+    try:
+        assert job.wait(120) != 0
+        assert "--savepoint_dir needs --checkpoint_interval" in job.driver_log()
+    finally:
+        job.close()

@@ -61,6 +61,8 @@ class Coordinator:
         #: The checkpoint coordinator while the job runs with checkpoints (else None).
         self.checkpoints: Optional[CheckpointCoordinator] = None
         self._controls: List[Any] = []
+        #: Stop-with-savepoint (``engine/stop.py``), checked every turn when set.
+        self.stop_request: Any = None
         self.streaming = streaming
         self.settings = settings
         self.display = display
@@ -142,6 +144,8 @@ class Coordinator:
                         self._fail_dead_worker(subtask)
             if checkpoints is not None:
                 checkpoints.tick()
+            if self.stop_request is not None:
+                self.stop_request.check(checkpoints)
             self._show_progress()
         return [snapshot for subtask in sorted(snapshots) for snapshot in snapshots[subtask]]
 

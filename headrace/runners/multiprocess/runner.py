@@ -23,6 +23,7 @@ from headrace.runners.engine.restart import (
     run_with_restarts,
 )
 from headrace.runners.engine.snapshots import JobStart
+from headrace.runners.engine.stop import JobStopped, stop_with_savepoint
 from headrace.runners.multiprocess.checkpoint_coordinator import CheckpointSettings
 from headrace.runners.multiprocess.coordinator import Coordinator
 from headrace.runners.multiprocess.options import MultiprocessOptions
@@ -80,6 +81,7 @@ class MultiprocessRunner(PipelineRunner):
                      or plan.has_test_stream())
         exchange = options.view_as(MultiprocessOptions).exchange_settings()
         recovery = JobRecovery(plan, options)
+        stop_request = stop_with_savepoint(options)
 
         def attempt(number: int) -> List[Any]:
             settings, start = checkpoint_settings(options, plan)
@@ -87,13 +89,19 @@ class MultiprocessRunner(PipelineRunner):
             if restore is not None:
                 start.restored, start.previous = restore
             display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
-            return Coordinator(plan, streaming, exchange, display, options, start, settings,
-                               headrace_options.job_name or "").run()
+            coordinator = Coordinator(plan, streaming, exchange, display, options, start,
+                                      settings, headrace_options.job_name or "")
+            coordinator.stop_request = stop_request
+            return coordinator.run()
 
         try:
             snapshots = run_with_restarts(attempt, restart_strategy_from_options(options),
                                           is_recoverable=is_recoverable)
+        except JobStopped:
+            return FinishedPipelineResult(PipelineState.STOPPED, merge_snapshots([]))
         finally:
             recovery.cleanup()
+            if stop_request is not None:
+                stop_request.uninstall()
         return FinishedPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
 
