@@ -166,12 +166,14 @@ def published_lines(output: str) -> List[bytes]:
 
 
 def kill_randomly(job: CrashJob, kills: int, rng: random.Random, *, min_gap: float,
-                  max_gap: float, pause_points: bool, deadline: float) -> Dict[str, int]:
+                  max_gap: float, pause_points: Sequence[str], deadline: float) -> Dict[str, int]:
     """SIGKILL a random worker of ``job`` ``kills`` times, each a random gap after a full set
     of workers is up (so that the restarted job runs and checkpoints a while); with
     ``pause_points``, every other kill happens where a process announced that it paused at
-    a named checkpoint point (announced after that gap). Returns kills by kind."""
+    the next of those named checkpoint points in turn (announced after that gap): the
+    paused worker, or a random worker when the coordinator paused. Returns kills by kind."""
     done: Dict[str, int] = {}
+    at_points = 0
     while sum(done.values()) < kills and job.running() and time.monotonic() < deadline:
         workers = job.workers()
         if len(workers) < job.parallelism:
@@ -179,10 +181,11 @@ def kill_randomly(job: CrashJob, kills: int, rng: random.Random, *, min_gap: flo
             continue
         gap = rng.uniform(min_gap, max_gap)
         if pause_points and sum(done.values()) % 2 == 1:
-            announced = _pause_after(job, time.time() + gap, deadline, rng)
-            if announced is None:
+            point = pause_points[at_points % len(pause_points)]
+            pid = _pause_after(job, point, time.time() + gap, deadline)
+            if pid is None:
                 continue
-            point, pid = announced
+            at_points += 1
             workers = job.workers()
             victim = pid if pid in workers else rng.choice(workers or [pid])
             kind = f"at {point}"
@@ -201,13 +204,10 @@ def kill_randomly(job: CrashJob, kills: int, rng: random.Random, *, min_gap: flo
     return done
 
 
-def _pause_after(job: CrashJob, since: float, deadline: float,
-                 rng: random.Random) -> Optional[tuple]:
-    """A pause announced at or after ``since`` (wall clock), chosen at random among those
-    announced together: (point, pid)."""
+def _pause_after(job: CrashJob, point: str, since: float, deadline: float) -> Optional[int]:
+    """The process that announced a pause at ``point`` at or after ``since`` (wall clock)."""
     while time.monotonic() < deadline and job.running():
         if time.time() >= since:
-            fresh = []
             for name in sorted(os.listdir(job.pause_dir)):
                 path = job.pause_dir / name
                 try:
@@ -215,11 +215,9 @@ def _pause_after(job: CrashJob, since: float, deadline: float,
                     path.unlink()
                 except OSError:
                     continue
-                if announced >= since:
-                    fresh.append(name)
-            if fresh:
-                point, pid, _ = rng.choice(fresh).split(".")
-                return point, int(pid)
+                named, pid, _ = name.split(".")
+                if named == point and announced >= since:
+                    return int(pid)
         time.sleep(0.01)
     return None
 
