@@ -201,3 +201,22 @@ def test_killed_worker_fails_the_job_when_restarts_are_exhausted(tmp_path):
 def test_without_checkpoints_the_default_is_no_restart(tmp_path):
     with pytest.raises(WorkerFailed, match="killed by signal SIGKILL"):
         _job(tmp_path, 1, [])
+
+
+@pytest.mark.parametrize("flag", ["--from_checkpoint=/tmp/nowhere", "--savepoint_dir=/tmp/x"])
+def test_direct_runner_refuses_recovery_options(flag):
+    with pytest.raises(OptionsError, match=flag.split("=")[0] + ": the direct runner"):
+        with beam.Pipeline(argv=["--runner=direct", flag]) as p:
+            _ = p | beam.Create([1])
+
+
+def test_from_checkpoint_without_a_checkpoint_is_a_clear_error(tmp_path):
+    from headrace.runners.engine.recovery import RestoreError
+
+    (tmp_path / "empty").mkdir()
+    for path, message in [(tmp_path / "empty", "no complete checkpoint or savepoint there"),
+                          (tmp_path / "missing", "no such directory")]:
+        with pytest.raises(RestoreError, match=message):
+            with beam.Pipeline(argv=["--runner=multiprocess", "--parallelism=1", "--quiet",
+                                     f"--from_checkpoint={path}"]) as p:
+                _ = p | beam.Create([1])
