@@ -146,8 +146,9 @@ def test_a_bad_file_falls_back_to_the_previous_checkpoint_naming_the_file(
         load_checkpoint(open_storage(), 2, target=str(tmp_path))
 
 
-def test_open_restore_source_reads_chk_dirs_and_roots(open_storage, storage_url, tmp_path):
-    storage = open_storage()
+def test_open_restore_source_reads_chk_dirs_and_roots(tmp_path):
+    storage_url = str(tmp_path / "checkpoints")
+    storage = open_checkpoint_storage(storage_url)
     _take_checkpoint(storage, 1, "memory", tmp_path, 1, lambda key: 1)
     _take_checkpoint(storage, 2, "memory", tmp_path, 1, lambda key: 2)
     for path, expected in [(storage_url, 2), (storage_url + "/chk-1", 1),
@@ -160,6 +161,7 @@ def test_open_restore_source_reads_chk_dirs_and_roots(open_storage, storage_url,
     opened, n = open_restore_source(storage_url + "/chk-9")
     with opened, pytest.raises(CheckpointNotFoundError, match="no complete checkpoint 9"):
         load_checkpoint(opened, n)
+    storage.close()
 
 
 def test_savepoint_cli_copies_the_latest_checkpoint_self_contained(tmp_path, capsys):
@@ -189,3 +191,28 @@ def test_savepoint_cli_copies_the_latest_checkpoint_self_contained(tmp_path, cap
         loaded.cleanup()
     assert main(["savepoint", root, str(tmp_path / "savepoints"), "--id", "9"]) == 1
     assert "no complete checkpoint 9" in capsys.readouterr().err
+
+
+def test_a_restart_restores_only_checkpoints_of_its_own_run(tmp_path, caplog):
+    import headrace as beam
+    from headrace.runners.engine.plan import PhysicalPlan
+    from headrace.runners.engine.recovery import JobRecovery
+    from headrace.sdk.options import PipelineOptions
+
+    root = str(tmp_path / "checkpoints")
+    storage = open_checkpoint_storage(root)
+    _take_checkpoint(storage, 1, "memory", tmp_path, 2, lambda key: 1)  # an earlier run's
+    p = beam.Pipeline()
+    _ = p | "Numbers" >> beam.Create([1, 2]) | "Count" >> beam.combiners.Count.PerElement()
+    plan = PhysicalPlan.build(p, 2)
+    recovery = JobRecovery(plan, PipelineOptions([f"--checkpoint_dir={root}",
+                                                  "--checkpoint_interval=1"]))
+    assert recovery.prepare(0) is None
+    assert recovery.prepare(1) is None  # checkpoint 1 predates this run: a fresh start
+    storage.commit(CheckpointMetadata(2, [], properties={"parallelism": 2}))
+    with caplog.at_level(logging.INFO, logger="headrace.recovery"):
+        restored, previous = recovery.prepare(2)
+    assert "restoring checkpoint 2 from" in caplog.text
+    assert sorted(restored) == [0, 1] and previous == {}
+    recovery.cleanup()
+    storage.close()
