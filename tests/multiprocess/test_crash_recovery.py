@@ -80,7 +80,7 @@ def test_ten_kills_in_one_run_output_identical(tmp_path, reference, request, sto
         checkpoint_dir = f"s3://{new_bucket()}/crash"
     else:
         checkpoint_dir = str(tmp_path / "checkpoints")
-    done = _run_with_kills(tmp_path, reference, events=40000, rate=2500, kills=10,
+    done = _run_with_kills(tmp_path, reference, events=60000, rate=2000, kills=10,
                            backend=backend, checkpoint_dir=checkpoint_dir, seed=7,
                            pause_points=True, timeout=600)
     assert all(done.get(f"at {point}") for point in PAUSE_POINTS), done
