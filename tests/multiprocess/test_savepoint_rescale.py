@@ -38,13 +38,14 @@ def _wait_for_checkpoints(path, count, job, timeout=120):
     raise AssertionError(f"no {count} checkpoints within {timeout} s")
 
 
-@pytest.mark.parametrize("new_parallelism", [1, 3])
+@pytest.mark.parametrize("new_parallelism, backend", [(1, "memory"), (3, "rocksdb")])
 def test_savepoint_at_2_restored_at_other_parallelism_gives_the_same_results(
-        tmp_path, reference, capsys, new_parallelism):
+        tmp_path, reference, capsys, new_parallelism, backend):
     checkpoints = str(tmp_path / "checkpoints")
     output = str(tmp_path / "out")
     first = CrashJob(tmp_path / "first", events=EVENTS, rate=2000, parallelism=2,
-                     checkpoint_dir=checkpoints, interval=0.2, output=output)
+                     checkpoint_dir=checkpoints, interval=0.2, output=output,
+                     state_backend=backend)
     try:
         _wait_for_checkpoints(checkpoints, 2, first)
     finally:
@@ -52,7 +53,7 @@ def test_savepoint_at_2_restored_at_other_parallelism_gives_the_same_results(
     assert headrace_cli(["savepoint", checkpoints, str(tmp_path / "savepoints")]) == 0
     savepoint = capsys.readouterr().out.strip()
     second = CrashJob(tmp_path / "second", events=EVENTS, rate=None,
-                      parallelism=new_parallelism, output=output,
+                      parallelism=new_parallelism, output=output, state_backend=backend,
                       checkpoint_dir=str(tmp_path / "checkpoints-2"), interval=0.2,
                       extra_argv=[f"--from_checkpoint={savepoint}"])
     try:
