@@ -115,6 +115,10 @@ class AligningInputGate(InputGate):
         if kind == END:
             self._replay(alignment.end(channel))
 
+    def all_ended(self) -> bool:
+        """Every channel sent its end (nothing more comes, not even barriers)."""
+        return len(self.alignment.ended) == self.alignment.inputs
+
     def _replay(self, frames: List[Tuple[int, Any]]) -> None:
         for channel, (kind, payload) in frames:
             self.deliver(channel, kind, payload)

@@ -66,26 +66,39 @@ class SubtaskCheckpointer:
         self._acked: Dict[int, Dict[str, TaskStateHandle]] = {}
         self._done: "queue.SimpleQueue[Tuple[int, str, Future]]" = queue.SimpleQueue()
         self._uploads: Optional[ThreadPoolExecutor] = None
+        self._aborted: set = set()
 
     # -- the synchronous part -------------------------------------------------------------------
     def snapshot(self, node: Any, checkpoint_id: int) -> None:
-        """Barrier ``checkpoint_id`` reached ``node`` on every input: snapshot it."""
+        """Barrier ``checkpoint_id`` reached ``node`` on every input: snapshot it.
+
+        A failing snapshot declines the checkpoint (the barrier still moves on, so that
+        alignment downstream ends); a checkpoint already aborted is not snapshotted."""
+        if checkpoint_id in self._aborted:
+            return
         started = time.perf_counter()
         pending = self.pending.get(checkpoint_id)
         if pending is None:
             pending = self.pending[checkpoint_id] = _Pending()
+        if pending.failed:
+            return
         operator = self.operators[node.node_id]
-        if isinstance(operator, ParDoOperator):
-            operator.finish_bundle()  # its outputs go before the barrier
-        state = operator.snapshot_state(checkpoint_id)
-        blob = dumps(state) if state is not None else None
-        backend = getattr(operator, "keyed_backend", None)
-        keyed = backend.snapshot() if backend is not None else None
+        op_id = operator_id(node)
+        try:
+            if isinstance(operator, ParDoOperator):
+                operator.finish_bundle()  # its outputs go before the barrier
+            state = operator.snapshot_state(checkpoint_id)
+            blob = dumps(state) if state is not None else None
+            backend = getattr(operator, "keyed_backend", None)
+            keyed = backend.snapshot() if backend is not None else None
+        except Exception as exc:
+            self._decline(checkpoint_id, pending, f"subtask {self.subtask} could not snapshot "
+                                                  f"{op_id!r}: {type(exc).__name__}: {exc}")
+            return
         position = _position(state) if isinstance(operator, ReadOperator) else None
         pending.sync_seconds += time.perf_counter() - started
         pending.snapshotted += 1
         crash_point("after-snapshot", checkpoint_id)
-        op_id = operator_id(node)
         if blob is None and keyed is None:
             future: Future = Future()
             future.set_result(TaskStateHandle(op_id, self.subtask))
@@ -110,12 +123,9 @@ class SubtaskCheckpointer:
             try:
                 pending.handles[op_id] = future.result()
             except Exception as exc:
-                pending.failed = True
-                _LOG.warning("checkpoint %d: subtask %d could not upload the state of %r: %s",
-                             checkpoint_id, self.subtask, op_id, exc)
-                self.report(("decline", checkpoint_id, self.subtask,
-                             f"subtask {self.subtask} could not upload the state of "
-                             f"{op_id!r}: {type(exc).__name__}: {exc}"))
+                self._decline(checkpoint_id, pending,
+                              f"subtask {self.subtask} could not upload the state of "
+                              f"{op_id!r}: {type(exc).__name__}: {exc}")
                 continue
             if len(pending.handles) == len(self.nodes):
                 del self.pending[checkpoint_id]
@@ -124,6 +134,11 @@ class SubtaskCheckpointer:
                          "seconds": time.monotonic() - pending.started}
                 self.report(("ack", checkpoint_id, self.subtask,
                              list(pending.handles.values()), stats))
+
+    def _decline(self, checkpoint_id: int, pending: _Pending, reason: str) -> None:
+        pending.failed = True
+        _LOG.warning("checkpoint %d declined: %s", checkpoint_id, reason)
+        self.report(("decline", checkpoint_id, self.subtask, reason))
 
     def complete(self, checkpoint_id: int) -> None:
         """Checkpoint ``checkpoint_id`` is committed: its handles are the base of the next
@@ -135,6 +150,7 @@ class SubtaskCheckpointer:
             del self._acked[n]
         for n in [n for n in self.pending if n < checkpoint_id]:
             del self.pending[n]
+        self._aborted = {n for n in self._aborted if n > checkpoint_id}
         for node in self.nodes:
             self.operators[node.node_id].notify_checkpoint_complete(checkpoint_id)
 
@@ -142,6 +158,7 @@ class SubtaskCheckpointer:
         """The coordinator gave checkpoint ``checkpoint_id`` up: forget it."""
         self.pending.pop(checkpoint_id, None)
         self._acked.pop(checkpoint_id, None)
+        self._aborted.add(checkpoint_id)
 
     def close(self) -> None:
         if self._uploads is not None:

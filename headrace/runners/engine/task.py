@@ -209,8 +209,11 @@ class SubtaskGraph:
         """Every input complete; with a TestStream (parallelism 1): its script is over."""
         if self.streams:
             return all(stream.finished for stream in self.streams)
-        return self.end_released and all(op.output_watermark == MAX_MICROS
-                                         for op in self.operators.values())
+        if self.checkpointing and not (self.end_released and all(
+                gate.all_ended() for gate in self.gates.values())):
+            # Inputs at the maximum watermark still carry barriers until their ends come.
+            return False
+        return all(op.output_watermark == MAX_MICROS for op in self.operators.values())
 
     def next_processing_time(self) -> Optional[int]:
         return next_processing_time(self.operators.values())

@@ -102,13 +102,9 @@ class DirectOptions(HeadraceOptions):
     """
 
 
-_NOT_YET = (" Takes effect with the checkpointing runtime (not built yet: no runner takes "
-            "checkpoints).")
-
-
 class CheckpointingOptions(PipelineOptions):
-    """Checkpoints, as in Flink: where they are stored and how many are kept, and
-    (for the checkpointing runtime, not built yet) how often they are taken.
+    """Checkpoints, as in Flink: where they are stored and how many are kept, and how often
+    they are taken (by the multiprocess runner; the direct runner takes none).
 
     ``--checkpoint_dir`` is a local path or ``s3://bucket/prefix``; durations are in seconds.
 
@@ -129,16 +125,14 @@ class CheckpointingOptions(PipelineOptions):
         parser.add_argument("--checkpoint_dir", default=None,
                             help="Where checkpoints are stored: a local directory or "
                                  "s3://bucket/prefix (endpoint and credentials from the usual "
-                                 "AWS settings; needs the 's3' extra)." + _NOT_YET)
+                                 "AWS settings; needs the 's3' extra).")
         parser.add_argument("--checkpoints_retained", type=positive_int, default=3,
                             help="Complete checkpoints kept in --checkpoint_dir; older ones, and "
                                  "files no kept checkpoint references, are deleted.")
         parser.add_argument("--checkpoint_interval", type=positive_seconds, default=None,
-                            help="Seconds between checkpoints; unset means no checkpoints."
-                                 + _NOT_YET)
+                            help="Seconds between checkpoints; unset means no checkpoints.")
         parser.add_argument("--min_pause_between_checkpoints", type=non_negative_seconds,
                             default=0.0, help="Seconds from the end of one checkpoint to the "
-                                              "start of the next." + _NOT_YET)
+                                              "start of the next.")
         parser.add_argument("--checkpoint_timeout", type=positive_seconds, default=600.0,
-                            help="Seconds after which an incomplete checkpoint is abandoned."
-                                 + _NOT_YET)
+                            help="Seconds after which an incomplete checkpoint is abandoned.")
