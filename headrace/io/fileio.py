@@ -126,15 +126,26 @@ class PartFileSink(CommittingSink):
 
     def encode(self, element: Any) -> bytes:
         """One line's bytes, without the newline: format_fn or coder, else ``str()`` in UTF-8."""
+        return self.line_encoder()(element)
+
+    def line_encoder(self) -> Callable[[Any], bytes]:
+        """The function :meth:`encode` applies (looked up once per batch by writers)."""
         if self.coder is not None:
-            return self.coder.encode(element)
-        value = self.format_fn(element) if self.format_fn is not None else element
-        if isinstance(value, bytes):
-            return value
-        if self.format_fn is not None and not isinstance(value, str):
+            return self.coder.encode
+        format_fn = self.format_fn
+        if format_fn is None:
+            return lambda v: v if type(v) is bytes else str(v).encode("utf-8")
+
+        def formatted(element: Any) -> bytes:
+            value = format_fn(element)
+            if type(value) is str:
+                return value.encode("utf-8")
+            if isinstance(value, bytes):
+                return value
             raise TypeError(f"{self.display_name()}: format_fn must return str or bytes, "
                             f"got {type(value).__name__} for {element!r:.100}")
-        return str(value).encode("utf-8")
+
+        return formatted
 
     def open_writer(self, writer_index: int, num_writers: int) -> "_PartWriter":
         return _PartWriter(self, writer_index, num_writers, 0)
@@ -165,6 +176,7 @@ class _PartWriter(CommittingSinkWriter):
             self._next_part = max(next_part, self._next_after_published())
         except OSError as e:
             raise type(e)(f"{sink.display_name()}: cannot open writer {index}: {e}") from e
+        self._encode = sink.line_encoder()
         self._stream: Optional[IO[bytes]] = None
         self._part: Optional[PartFile] = None
         self._ready: List[PartFile] = []
@@ -191,19 +203,21 @@ class _PartWriter(CommittingSinkWriter):
         self.write_batch([element])
 
     def write_batch(self, elements: Any) -> None:
-        encode = self._sink.encode
-        lines = [encode(e) + b"\n" for e in elements]
+        lines = list(map(self._encode, elements))
         limit = self._sink.max_part_size
         start = 0
         while start < len(lines):
             if self._stream is None:
                 self._open_part()
             room = limit - self._part.size
-            end, taken = start, 0
-            while end < len(lines) and taken < room:  # a part ends at the line reaching it
-                taken += len(lines[end])
-                end += 1
-            self._stream.write(b"".join(lines[start:end]))
+            end = len(lines)
+            taken = sum(map(len, lines[start:] if start else lines)) + end - start
+            if taken > room:  # the part ends with the line that reaches the limit
+                end, taken = start, 0
+                while taken < room:
+                    taken += len(lines[end]) + 1
+                    end += 1
+            self._stream.write(b"\n".join(lines[start:end]) + b"\n")
             self._part = self._part._replace(size=self._part.size + taken)
             if self._part.size >= limit:
                 self._roll()
