@@ -251,6 +251,12 @@ class _PartWriter(CommittingSinkWriter):
         if self._stream is not None:
             self._roll()
         ready, self._ready = self._ready, []
+        if ready:  # the new files' directory entries, too
+            try:
+                filesystems.sync(self._sink.in_progress_dir)
+            except OSError as e:
+                raise type(e)(f"{self._sink.display_name()}: cannot sync "
+                              f"{self._sink.in_progress_dir!r}: {e}") from e
         self._published.extend(part.final for part in ready)
         return ready
 
