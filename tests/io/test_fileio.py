@@ -25,8 +25,8 @@ def published_lines(path, **kwargs):
 
 def hidden_files(path):
     """Files a reader of the directory must not see: anything left in progress."""
-    return [os.path.join(root, name) for root, _, names in os.walk(path)
-            for name in names if root != path]
+    hidden = os.path.join(path, ".in-progress")
+    return [os.path.join(root, name) for root, _, names in os.walk(hidden) for name in names]
 
 
 def visible_parts(path):
@@ -178,3 +178,37 @@ def test_a_missing_bucket_is_an_error_naming_the_sink_and_bucket(s3_env, runner)
                                                 r".*bucket 'no-such-bucket-x' does not exist"):
         run(lambda p: p | beam.Create(["x"]) | WriteToFiles("s3://no-such-bucket-x/out"),
             runner=runner)
+
+
+def test_destinations_write_a_subdirectory_each(tmp_path, runner):
+    out = str(tmp_path / "out")
+    events = [{"day": f"2024-05-0{1 + i % 3}", "n": i} for i in range(300)]
+    run(lambda p: p | beam.Create(events)
+        | WriteToFiles(out, destination=lambda e: f"day={e['day']}/",
+                       format_fn=lambda e: str(e["n"]), max_part_size=100), runner=runner)
+    assert sorted(os.listdir(out)) == [".in-progress", "day=2024-05-01", "day=2024-05-02",
+                                       "day=2024-05-03"]
+    for day in range(3):
+        directory = os.path.join(out, f"day=2024-05-0{1 + day}")
+        assert len(os.listdir(directory)) > 1  # rolled at 100 bytes
+        assert sorted(int(x) for x in published_lines(directory)) == list(range(day, 300, 3))
+    assert read_parts(out) == {}  # nothing directly in out
+    assert sorted(int(x) for data in read_parts(out, destinations=True).values()
+                  for x in data.split()) == list(range(300))
+    # Part numbers are unique per subtask across the destinations.
+    names = [n for _, _, ns in os.walk(out) for n in ns]
+    assert len(names) == len(set(names))
+    assert hidden_files(out) == []
+
+
+@pytest.mark.parametrize("destination, error", [
+    (lambda e: "../up", r"WriteToFiles\(.*\): destination '../up' for 'x' is not a relative"),
+    (lambda e: "/abs", r"destination '/abs' for 'x' is not a relative directory"),
+    (lambda e: "a/.hidden", r"destination 'a/.hidden'"),
+    (lambda e: "a//b", r"destination 'a//b'"),
+    (lambda e: 7, r"WriteToFiles\(.*\): destination must return a str .* got int for 'x'"),
+])
+def test_a_bad_destination_is_named(tmp_path, runner, destination, error):
+    with pytest.raises((TypeError, ValueError), match=error):
+        run(lambda p: p | beam.Create(["x"])
+            | WriteToFiles(str(tmp_path), destination=destination), runner=runner)

@@ -334,3 +334,31 @@ def test_on_s3_a_commit_interrupted_between_copy_and_delete_is_finished(s3_env):
     assert read_parts(out) == {0: b"1\n2\n3\n"}
     make_writer(sink, snapshots=[state])  # restoring an older checkpoint commits nothing twice
     assert read_parts(out) == {0: b"1\n2\n3\n"}
+
+
+def test_destinations_restore_and_leftovers(tmp_path):
+    out = str(tmp_path / "out")
+    sink = PartFileSink(out, destination=lambda v: f"d{int(v) % 2}")
+    op, _ = make_writer(sink)
+    write(op, range(4))
+    state = snapshot(op, 1)
+    assert [p.final[len(out):] for p in state["pending"][1]] == ["/d0/part-00000-000000",
+                                                                 "/d1/part-00000-000001"]
+    write(op, range(4, 8))
+    snapshot(op, 2)  # never completes
+    del op
+    assert sorted(os.listdir(os.path.join(out, ".in-progress", "d0"))) == [
+        "part-00000-000000", "part-00000-000002"]
+    restored, _ = make_writer(sink, snapshots=[state])
+    assert [os.listdir(os.path.join(out, ".in-progress", d)) for d in ("d0", "d1")] == [[], []]
+    write(restored, range(4, 8))
+    snapshot(restored, 2)
+    restored.notify_checkpoint_complete(2)
+    assert sorted(os.listdir(os.path.join(out, "d0"))) == ["part-00000-000000",
+                                                           "part-00000-000002"]
+    assert read_parts(os.path.join(out, "d1")) == {0: b"1\n3\n5\n7\n"}
+    assert lines(out, destinations=True) == list(range(8))
+    # A fresh writer (no state) numbers after the parts published in any destination.
+    fresh, _ = make_writer(sink)
+    write(fresh, [9])
+    assert fresh.snapshot_state(3)["pending"][3][0].final.endswith("/d1/part-00000-000004")
