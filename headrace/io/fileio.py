@@ -22,13 +22,15 @@ published, deletes the in-progress files of its own subtask index (after rescali
 writers, of every old index ``i`` with ``i % n`` equal to its own): they are what a crashed
 attempt wrote after its last complete checkpoint, which the replay writes again. So the
 directory belongs to one job (one ``prefix``); parts of an earlier run stay, and the part
-numbers continue after them. Without checkpointing (the direct runner) everything is
-published at the end of input.
+numbers continue after them. Restoring a checkpoint older than the latest complete one
+(an old savepoint) leaves the parts published after it in place, as Flink does. Without
+checkpointing (the direct runner) everything is published at the end of input.
 
 What is identical between runs over the same input, whatever the checkpoint timing and the
 crashes and restores in between: the multiset of lines over all published parts, and, for
-each subtask, the concatenation of its parts in part order whenever the records reach that
-subtask in a deterministic order (one subtask; or an input order fixed per subtask). Where
+each subtask without destinations, the concatenation of its parts in part order whenever the
+records reach that subtask in a deterministic order (one subtask, or an input order fixed per
+subtask). Where
 the parts roll, and so the number of parts and their names, depends on the checkpoints.
 :func:`read_parts` reads the published output per subtask for such comparisons.
 
