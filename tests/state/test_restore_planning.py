@@ -119,7 +119,8 @@ def test_changed_max_parallelism_is_refused():
         RestorePlan(meta, {}, 2, max_parallelism=256)
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+@pytest.mark.parametrize("storage_url, damage", [("local", "corrupt"), ("local", "missing"),
+                                                 ("s3", "corrupt")], indirect=["storage_url"])
 def test_a_bad_file_falls_back_to_the_previous_checkpoint_naming_the_file(
         open_storage, storage_url, tmp_path, caplog, damage):
     storage = open_storage()
