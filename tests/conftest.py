@@ -55,9 +55,9 @@ def runner(request, monkeypatch):
 
 #: ``HEADRACE_TEST_STATE_BACKEND=rocksdb`` runs every pipeline's keyed state on that backend
 #: (default: what the pipeline's options say, memory unless ``--state_backend`` is given).
-#: RocksDB does not survive fork(): with it, run the runners in separate pytest processes
-#: (``HEADRACE_TEST_RUNNERS=direct``, then ``=multiprocess``), and expect the few direct-runner
-#: tests that start a multiprocess job themselves to fail with the error that says so.
+#: (Multiprocess jobs started after the test process used RocksDB get workers from a fork
+#: server, where this fixture's patch does not reach: run the runners in separate pytest
+#: processes, ``HEADRACE_TEST_RUNNERS=direct`` then ``=multiprocess``.)
 TEST_STATE_BACKEND = os.environ.get("HEADRACE_TEST_STATE_BACKEND", "").strip().lower()
 
 

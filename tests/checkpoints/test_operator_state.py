@@ -30,6 +30,7 @@ from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.window import FixedWindows, Sessions
 from headrace.sdk.windowed_value import WindowedValue
 from headrace.sdk.windowing import Windowing
+from headrace.testing.util import assert_that, equal_to
 from headrace.transforms.timeutil import TimeDomain
 from headrace.transforms.userstate import BagStateSpec, TimerSpec, on_timer
 
@@ -190,3 +191,18 @@ def test_stateful_pardo_with_timers(backend):
             | beam.ParDo(Buffer())).producer
     make = lambda: make_operator(node)  # noqa: E731
     _check_restore(make, FixedWindows(4), backend)
+
+
+def test_a_multiprocess_job_after_rocksdb_was_used_in_this_process(tmp_path):
+    """RocksDB's background threads do not survive fork(): the workers then come from a
+    fresh fork server, and the job with RocksDB state and checkpoints runs as usual."""
+    backend = make_state_backend(PipelineOptions(["--state_backend=rocksdb"]))
+    backend.put_value("x", b"k", None, 1)
+    backend.snapshot().release()  # a flush: the background threads have worked
+    backend.close()
+    with beam.Pipeline(argv=["--runner=multiprocess", "--parallelism=2", "--quiet",
+                             "--state_backend=rocksdb", f"--checkpoint_dir={tmp_path}",
+                             "--checkpoint_interval=0.1"]) as p:
+        grouped = (p | beam.Create([("a", 1), ("b", 2), ("a", 3)] * 20) | beam.GroupByKey()
+                   | beam.Map(lambda kv: (kv[0], sum(kv[1]))))
+        assert_that(grouped, equal_to([("a", 80), ("b", 40)]))

@@ -11,14 +11,18 @@ a message naming it. Whatever happens, every worker is gone when
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import cloudpickle
 import multiprocess
+import multiprocess.forkserver as multiprocess_forkserver
+import multiprocess.spawn as multiprocess_spawn
 import tblib.pickling_support  # noqa: F401  (unpickles the workers' tracebacks)
 from multiprocess.connection import wait
 
@@ -32,6 +36,7 @@ from headrace.runners.multiprocess.checkpoint_coordinator import (
 )
 from headrace.runners.multiprocess.progress import ProgressDisplay, StageProgress
 from headrace.runners.multiprocess.worker import worker_main
+from headrace.sdk.options.state import StateBackendOptions
 from headrace.sdk.timestamp import MIN_MICROS
 
 #: How often the coordinator wakes without news (seconds); also the progress refresh.
@@ -40,6 +45,40 @@ TICK = 0.25
 TERMINATE_GRACE = 2.0
 #: How long a worker's report of a broken pipe waits for the peer's death to show (seconds).
 PEER_DEATH_GRACE = 0.1
+
+
+def _uses_rocksdb(options: Any) -> bool:
+    return options is not None and options.view_as(StateBackendOptions).state_backend == "rocksdb"
+
+
+def _rocksdb_used_here() -> bool:
+    """Whether this process has opened RocksDB (whose background threads a fork would
+    leave dead, hanging the child's first flush)."""
+    module = sys.modules.get("headrace.runners.state.rocksdb.backend")
+    return module is not None and module._OPENED_IN_PID == os.getpid()
+
+
+@contextlib.contextmanager
+def _without_main_import(active: bool) -> Iterator[None]:
+    """Start a fork-server child without importing the driver's main module in it (as
+    spawn would): the workers need none (user code travels cloudpickled) and a script
+    without an ``if __name__ == "__main__"`` guard would run its pipeline again."""
+    if not active:
+        yield
+        return
+    original = multiprocess_spawn.get_preparation_data
+
+    def preparation_data(name: str) -> Dict[str, Any]:
+        data = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    multiprocess_spawn.get_preparation_data = preparation_data
+    try:
+        yield
+    finally:
+        multiprocess_spawn.get_preparation_data = original
 
 
 class WorkerFailed(RuntimeError):
@@ -72,7 +111,11 @@ class Coordinator:
 
     def run(self) -> List[Any]:
         """Run the job to its end; returns every step's metric snapshots from every worker."""
-        context = multiprocess.get_context("fork")
+        forking = not (_uses_rocksdb(self.options) and _rocksdb_used_here())
+        context = multiprocess.get_context("fork" if forking else "forkserver")
+        if not forking:
+            # Workers come from a fresh interpreter: RocksDB's threads do not survive fork().
+            context.set_forkserver_preload(["headrace.runners.multiprocess.worker"])
         parallelism = self.plan.parallelism
         job = cloudpickle.dumps((self.plan, self.streaming, self.options, self.start),
                                protocol=5)
@@ -91,12 +134,13 @@ class Coordinator:
                 # A fork inherits every open pipe end; the worker closes the ones it does not
                 # own, so that a peer's death shows as end-of-file or a broken pipe.
                 inherited = [c for pair in (*data_pipes.values(), *controls) for c in pair
-                             if id(c) not in own]
+                             if id(c) not in own] if forking else []
                 process = context.Process(
                     target=worker_main, name=f"headrace-worker-{subtask}", daemon=True,
                     args=(subtask, job, inboxes, outboxes, controls[subtask][1], self.settings,
-                          inherited, os.getpid()))
-                process.start()
+                          inherited, os.getpid() if forking else None))
+                with _without_main_import(not forking):
+                    process.start()
                 self.processes.append(process)
             for reader, writer in data_pipes.values():
                 reader.close()
@@ -118,6 +162,8 @@ class Coordinator:
             if self.checkpoints is not None:
                 self.checkpoints.close()
             self.stop()
+            if not forking:
+                multiprocess_forkserver._forkserver._stop()  # no process left behind
             for coordinator_end, _ in controls:
                 coordinator_end.close()
             self.display.close()

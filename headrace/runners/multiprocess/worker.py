@@ -7,7 +7,7 @@ import pickle
 import signal
 import traceback
 import warnings
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import cloudpickle
 from tblib import pickling_support
@@ -27,14 +27,17 @@ _PR_SET_PDEATHSIG = 1
 COMMANDS = ("trigger", "complete", "abort", "finish")
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Have the kernel kill this worker if the coordinator dies, so none is left behind."""
+def _die_with_parent(parent_pid: Optional[int]) -> None:
+    """Have the kernel kill this worker if its parent dies, so none is left behind.
+
+    The parent is the coordinator (``parent_pid``), or a fork server (None), which ends
+    with the coordinator."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: nothing ends a worker whose driver died
         pass
-    if os.getppid() != parent_pid:  # the coordinator died before the request took effect
-        os._exit(1)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the coordinator died before the request took effect
 
 
 def send(connection: Any, message: Any) -> None:
@@ -43,7 +46,8 @@ def send(connection: Any, message: Any) -> None:
 
 def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
                 outbox_connections: Dict[int, Any], control: Any,
-                settings: ExchangeSettings, inherited: List[Any], parent_pid: int) -> None:
+                settings: ExchangeSettings, inherited: List[Any],
+                parent_pid: Optional[int]) -> None:
     """Entry point of worker ``subtask``: run its graph, report progress, then metrics.
 
     ``inherited`` are the other workers' pipe ends that the fork copied; they are closed

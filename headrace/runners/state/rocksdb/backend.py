@@ -49,10 +49,9 @@ def _check_fork_safe() -> None:
     elif _OPENED_IN_PID != os.getpid():
         raise RuntimeError(
             "--state_backend=rocksdb in a process forked from one that had already used "
-            "RocksDB (e.g. a direct-runner job with RocksDB state, then a multiprocess job "
-            "in the same program): RocksDB's background threads do not survive fork(), so "
-            "it would hang. Run the multiprocess job from a process that has not used "
-            "RocksDB.")
+            "RocksDB: RocksDB's background threads do not survive fork(), so it would hang. "
+            "Start such processes from a fresh interpreter (the multiprocess runner then "
+            "starts its workers from a fork server).")
 
 
 def _db_options() -> Options:
