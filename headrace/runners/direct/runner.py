@@ -23,6 +23,7 @@ class DirectRunner(PipelineRunner):
     """
 
     def run_pipeline(self, pipeline: Any, options: Any) -> DirectPipelineResult:
+        _refuse_recovery_options(options)
         executor = DirectExecutor(pipeline, options)
         limit = sys.getrecursionlimit()
         # Elements are pushed depth-first through the graph: deep pipelines need the room.
@@ -33,3 +34,17 @@ class DirectRunner(PipelineRunner):
             sys.setrecursionlimit(limit)
         snapshots = [operator.metrics.snapshot() for operator in operators]
         return DirectPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
+
+
+def _refuse_recovery_options(options: Any) -> None:
+    """The direct runner takes no checkpoints, so it cannot restore or stop with one."""
+    if options is None:
+        return
+    from headrace.sdk.options import OptionsError, RecoveryOptions
+
+    view = options.view_as(RecoveryOptions)
+    for flag, value in (("--from_checkpoint", view.from_checkpoint),
+                        ("--savepoint_dir", view.savepoint_dir)):
+        if value:
+            raise OptionsError(f"{flag}: the direct runner takes no checkpoints and restores "
+                               "none; use --runner=multiprocess")

@@ -14,17 +14,12 @@ from headrace.runners.engine.exchange import ExchangeOutput, InputGate
 from headrace.runners.engine.lifting import PartialCombineOperator, can_lift
 from headrace.runners.engine.plan import FINALIZE, FORWARD, KEYED, WRITE, PhysicalPlan, PlanNode
 from headrace.runners.engine.snapshots import RestoredState, operator_id
-from headrace.runners.operators.base import (
-    FinalizeWriteOperator,
-    Operator,
-    WriteOperator,
-    close_all,
-    next_processing_time,
-)
+from headrace.runners.operators.base import Operator, close_all, next_processing_time
 from headrace.runners.operators.factory import make_operator
 from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
 from headrace.runners.operators.pardo_operator import ParDoOperator
 from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
+from headrace.runners.operators.writers import FinalizeWriteOperator, WriteOperator
 from headrace.runners.state import factory as state_factory
 from headrace.runners.state.base.key_groups import key_group_range
 from headrace.sdk.primitives import Read

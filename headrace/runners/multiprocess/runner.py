@@ -16,7 +16,14 @@ from __future__ import annotations
 from typing import Any, List, Optional, Tuple
 
 from headrace.runners.engine.plan import PhysicalPlan
+from headrace.runners.engine.recovery import JobRecovery
+from headrace.runners.engine.restart import (
+    is_recoverable,
+    restart_strategy_from_options,
+    run_with_restarts,
+)
 from headrace.runners.engine.snapshots import JobStart
+from headrace.runners.engine.stop import JobStopped, stop_with_savepoint
 from headrace.runners.multiprocess.checkpoint_coordinator import CheckpointSettings
 from headrace.runners.multiprocess.coordinator import Coordinator
 from headrace.runners.multiprocess.options import MultiprocessOptions
@@ -72,18 +79,36 @@ class MultiprocessRunner(PipelineRunner):
         plan = PhysicalPlan.build(pipeline, parallelism, headrace_options.max_parallelism)
         streaming = (bool(options.view_as(StandardOptions).streaming) or plan.is_unbounded()
                      or plan.has_test_stream())
-        settings, start = self.job_start(options, plan)
-        display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
-        coordinator = Coordinator(plan, streaming,
-                                  options.view_as(MultiprocessOptions).exchange_settings(),
-                                  display, options, start, settings,
-                                  headrace_options.job_name or "")
-        snapshots: List[Any] = coordinator.run()
+        exchange = options.view_as(MultiprocessOptions).exchange_settings()
+        recovery = JobRecovery(plan, options)
+        stop_request = stop_with_savepoint(options)
+
+        def attempt(number: int) -> List[Any]:
+            settings, start = self.job_start(options, plan)
+            restore = recovery.prepare(number)
+            if restore is not None:
+                start.restored, start.previous = restore
+            display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
+            coordinator = Coordinator(plan, streaming, exchange, display, options, start,
+                                      settings, headrace_options.job_name or "")
+            coordinator.stop_request = stop_request
+            return coordinator.run()
+
+        try:
+            snapshots = run_with_restarts(attempt, restart_strategy_from_options(options),
+                                          is_recoverable=is_recoverable)
+        except JobStopped:
+            return FinishedPipelineResult(PipelineState.STOPPED, merge_snapshots([]))
+        finally:
+            recovery.cleanup()
+            if stop_request is not None:
+                stop_request.uninstall()
         return FinishedPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
 
     def job_start(self, options: Any, plan: PhysicalPlan
                   ) -> Tuple[Optional[CheckpointSettings], JobStart]:
         """How the job's subtasks start, and its checkpoint settings: a fresh start by
-        default (see ``engine.restore_start`` for a start from a checkpoint)."""
+        default (see ``engine.restore_start`` for a start from a checkpoint); a restart or
+        ``--from_checkpoint`` replaces the restored state (``engine.recovery``)."""
         return checkpoint_settings(options, plan)
 
