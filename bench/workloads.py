@@ -218,3 +218,43 @@ def workloads(scale: float) -> List[Workload]:
         Workload("W4", "W2 via ValueState + event-time timer", full, w2_plain, w4_pipeline,
                  w2_check),
     ]
+
+
+# -- backpressure: W1 into a keyed sink that sleeps ---------------------------------------------
+#: The slow sink sleeps SINK_PAUSE seconds after every SINK_EVERY records (per subtask):
+#: at most 20,000 records/s per subtask, well below what the source produces.
+SINK_EVERY, SINK_PAUSE = 100, 0.005
+
+
+def slow_sink_pipeline(beam: Any, p: Any, total: int) -> Any:
+    """W1's kept records through a keyed exchange into a sink that sleeps, then counted.
+
+    The sink sits behind a key exchange (it is a stateful DoFn), so the source runs
+    ahead of it only as far as the bounded channels let it: memory must stay flat.
+    """
+    import time
+
+    userstate = beam.transforms.userstate
+
+    class SleepingSink(beam.DoFn):
+        SEEN = userstate.ReadModifyWriteStateSpec("seen", beam.coders.VarIntCoder())
+
+        def setup(self):
+            self.written = 0
+
+        def process(self, kv, seen=beam.DoFn.StateParam(SEEN)):
+            self.written += 1
+            if self.written % SINK_EVERY == 0:
+                time.sleep(SINK_PAUSE)
+            yield kv[1]
+
+    return (source(beam, p, total)
+            | beam.Map(lambda r: r[1] * 2 + r[0])
+            | beam.Filter(lambda x: x % 2 == 0)
+            | "KeyBySlot" >> beam.Map(lambda x: (x % 64, x))
+            | beam.ParDo(SleepingSink())
+            | beam.combiners.Count.Globally())
+
+
+SLOW_SINK = Workload("W1-slow-sink", "W1 into a keyed sink that sleeps", 0, w1_plain,
+                     slow_sink_pipeline, w1_check)

@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 import cloudpickle
 from tblib import pickling_support
 
+from headrace.runners.common.gc_tuning import throughput_gc
 from headrace.runners.engine.runtime import ExchangeSettings, SubtaskRuntime
 from headrace.runners.engine.task import SubtaskGraph
 from headrace.runners.engine.transport import Inbox, Outbox
@@ -69,7 +70,8 @@ def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
                                  control.fileno(), on_control)
         started = graph.start()
         try:
-            runtime.run()
+            with throughput_gc():
+                runtime.run()
         finally:
             close_all(started)
         snapshots = []
