@@ -74,9 +74,10 @@ class DirectExecutor:
                 else:
                     for reader in readers:
                         reader.drain()
-                stuck = [op.label for op in operators if op.output_watermark != MAX_MICROS]
-                if stuck:
-                    raise RuntimeError(f"Internal error: transforms did not finish: {stuck}")
+                    stuck = [op.label for op in operators if op.output_watermark != MAX_MICROS]
+                    if stuck:
+                        raise RuntimeError(
+                            f"Internal error: transforms did not finish: {stuck}")
         finally:
             close_all(started)
         return operators
