@@ -9,8 +9,9 @@ same seeded generator (``workloads.generate_chunk``), as a job reads its input: 
 calls it inline, the pipelines expand chunk numbers with ``FlatMap``. The ``generate only``
 row is that generation alone, to show its share. The table gives the median records/s and
 its ratio to the plain loop measured in the same run, and the CPU seconds the run used (the
-driver and its workers, median): on a shared machine the wall time also counts waiting for
-a core, the CPU time does not.
+driver and its workers, median) with the loop's CPU seconds divided by them: on a shared
+machine the wall time also counts waiting for a core, the CPU time does not (nor does it
+credit two workers for running at once).
 
     python bench/run.py --backpressure --engines multiprocess-2    # W1 into a sleeping sink
 
@@ -112,14 +113,16 @@ def run_one(workload_name: str, engine: str, scale: float) -> Dict[str, Any]:
     else:
         workload = next(w for w in workloads(scale) if w.name == workload_name)
     total = workload.records
-    sampler = RssSampler()
-    sampler.start()
-    cpu = _cpu_seconds()
+    sampler = RssSampler() if workload.name == SLOW_SINK.name else None
+    if sampler is not None:
+        sampler.start()
     if engine in ("plain", "generate"):
         run = workload.plain if engine == "plain" else _generate_only
+        cpu = _cpu_seconds()
         start = time.perf_counter()
         run(total)
         elapsed = time.perf_counter() - start
+        cpu = _cpu_seconds() - cpu
         ok = True
     else:
         if engine == "beam":
@@ -135,22 +138,26 @@ def run_one(workload_name: str, engine: str, scale: float) -> Dict[str, Any]:
         # Made before the clock starts: making it imports the runner (start-up, as the
         # ``import`` of the SDK is), the same for both SDKs.
         pipeline = sdk.Pipeline(options=options)
+        cpu = _cpu_seconds()
         start = time.perf_counter()
         with pipeline as p:
             workload.pipeline(sdk, p, total) | sdk.Map(_append, out)
         elapsed = time.perf_counter() - start
+        cpu = _cpu_seconds() - cpu  # the workers were waited for: their time is in
         with open(out, encoding="utf-8") as f:
             result = [eval(line) for line in f]  # our own repr of ints
         os.unlink(out)
         ok = workload.check(result, total)
-    cpu = _cpu_seconds() - cpu  # the workers were waited for: their time is in
-    sampler.stopped.set()
-    sampler.join()
+    samples = []
+    if sampler is not None:
+        sampler.stopped.set()
+        sampler.join()
+        samples = sampler.samples
     # Workers are children: the largest of them counts too.
     rss_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return {"seconds": elapsed, "records": workload.records, "ok": ok,
-            "max_rss_mb": rss_kb / 1024, "cpu_seconds": cpu, "rss_samples": sampler.samples}
+            "max_rss_mb": rss_kb / 1024, "cpu_seconds": cpu, "rss_samples": samples}
 
 
 def available(engine: str) -> bool:
@@ -193,6 +200,7 @@ def main(argv: List[str] = None) -> None:
             for _ in range(args.repeats):
                 results.setdefault(engine, []).append(_run(workload.name, engine, args.scale))
         plain = statistics.median(r["records"] / r["seconds"] for r in results["plain"])
+        plain_cpu = statistics.median(r["cpu_seconds"] for r in results["plain"])
         for engine in engines:
             if engine not in results:
                 rows.append((workload.name, workload.records, ENGINES[engine], None, None, None,
@@ -204,19 +212,19 @@ def main(argv: List[str] = None) -> None:
             cpu = statistics.median(r["cpu_seconds"] for r in runs)
             ok = "ok" if all(r["ok"] for r in runs) else "WRONG RESULT"
             rows.append((workload.name, workload.records, ENGINES[engine], rate, rate / plain,
-                         cpu, rss, ok))
+                         cpu, plain_cpu / cpu, rss, ok))
         sys.stdout.flush()
     print(f"\nscale {args.scale}, {args.repeats} repeat(s), medians; "
           "ratio = records/s / plain loop")
-    print("| workload | records | engine | records/s | ratio to plain | CPU s | peak RSS MB "
-          "| result |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, count, engine, rate, ratio, cpu, rss, ok in rows:
+    print("| workload | records | engine | records/s | ratio to plain | CPU s | CPU ratio "
+          "| peak RSS MB | result |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, count, engine, rate, ratio, cpu, cpu_ratio, rss, ok in rows:
         if rate is None:
-            print(f"| {name} | {count:,} | {engine} | - | - | - | - | {ok} |")
+            print(f"| {name} | {count:,} | {engine} | - | - | - | - | - | {ok} |")
         else:
             print(f"| {name} | {count:,} | {engine} | {rate:,.0f} | {ratio:.3f} | {cpu:.2f} | "
-                  f"{rss:,.0f} | {ok} |")
+                  f"{cpu_ratio:.3f} | {rss:,.0f} | {ok} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows))
 
