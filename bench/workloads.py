@@ -4,6 +4,12 @@ Records are ``(key, value, event_time)``: ``num_keys`` keys, integer values, eve
 spread evenly over ``span`` seconds. Each workload has a plain-Python function (the limit
 any engine is measured against) and a pipeline builder that takes the SDK module, so the
 same code runs on headrace and on Apache Beam.
+
+Event times are multiples of 1/1024 s (about 1 ms): exact in a float, so a window boundary or
+a session gap compares the same in the loop's float arithmetic and in an engine's integer
+microseconds (however it rounds), and every engine's results can be checked against the
+loop's in full: the pipelines end in a fingerprint (count and hash sum) of every
+``(key, window start, sum)`` they produce, not just a count.
 """
 from __future__ import annotations
 
@@ -16,13 +22,17 @@ Record = Tuple[int, int, float]
 CHUNK = 10_000
 
 
+#: Event times are multiples of 1 / TICKS seconds.
+TICKS = 1024
+
+
 def generate_chunk(index: int, total: int, num_keys: int = 1000,
-                   span: float = 1000.0) -> List[Record]:
+                   span: int = 1000) -> List[Record]:
     """Chunk ``index`` of ``total`` records: seeded, so every engine sees the same data."""
     rand = random.Random(index).random
-    step = span / total
+    ticks = span * TICKS
     base = index * CHUNK
-    return [(int(rand() * num_keys), int(rand() * 100), (base + i) * step)
+    return [(int(rand() * num_keys), int(rand() * 100), (base + i) * ticks // total / TICKS)
             for i in range(min(CHUNK, total - base))]
 
 
@@ -40,6 +50,43 @@ def source(beam: Any, p: Any, total: int) -> Any:
     """The same records inside a pipeline: chunk numbers, each expanded where it is read."""
     return (p | "Chunks" >> beam.Create(chunk_indexes(total))
             | "Generate" >> beam.FlatMap(generate_chunk, total))
+
+
+def fingerprint(results: Any) -> Tuple[int, int]:
+    """Count and hash sum of ``(key, window start in ticks, sum)`` triples (order-free)."""
+    count = total = 0
+    for triple in results:
+        count += 1
+        total += hash(triple)
+    return count, total
+
+
+def _fingerprinted(beam: Any, pcoll: Any, with_start: bool = True) -> Any:
+    """Each ``(key, sum)`` with its window's start (or 0), then the fingerprint of them all."""
+
+    class WithWindowStart(beam.DoFn):
+        def process(self, kv, window=beam.DoFn.WindowParam):
+            start = round(float(window.start) * TICKS) if with_start else 0
+            yield hash((kv[0], start, kv[1]))
+
+    class Fingerprint(beam.CombineFn):
+        def create_accumulator(self):
+            return 0, 0
+
+        def add_input(self, accumulator, element):
+            return accumulator[0] + 1, accumulator[1] + element
+
+        def merge_accumulators(self, accumulators):
+            counts, totals = zip(*accumulators)
+            return sum(counts), sum(totals)
+
+        def extract_output(self, accumulator):
+            return accumulator
+
+    return (pcoll
+            | "WithWindowStart" >> beam.ParDo(WithWindowStart())
+            | "Rewindow" >> beam.WindowInto(beam.window.GlobalWindows())
+            | "Fingerprint" >> beam.CombineGlobally(Fingerprint()))
 
 
 # -- W1: map, filter half, count ---------------------------------------------------------------
@@ -76,47 +123,53 @@ def _timestamped(beam: Any) -> Callable[[Record], Any]:
 
 
 def w2_pipeline(beam: Any, p: Any, total: int) -> Any:
-    return (source(beam, p, total)
-            | beam.Map(_timestamped(beam))
-            | beam.WindowInto(beam.window.FixedWindows(10))
-            | beam.CombinePerKey(sum)
-            | "Rewindow" >> beam.WindowInto(beam.window.GlobalWindows())
-            | beam.combiners.Count.Globally())
+    return _fingerprinted(beam, source(beam, p, total)
+                          | beam.Map(_timestamped(beam))
+                          | beam.WindowInto(beam.window.FixedWindows(10))
+                          | beam.CombinePerKey(sum))
 
 
 def w2_check(result: List[Any], total: int) -> bool:
-    return result == [len(w2_plain(total))]
+    expected = fingerprint((key, window * 10 * TICKS, value)
+                           for (key, window), value in w2_plain(total).items())
+    return [tuple(r) for r in result] == [expected]
 
 
 # -- W3: session windows (gap 5 s), sum per key and session --------------------------------------
-def w3_plain(total: int) -> int:
+def w3_plain(total: int) -> List[Tuple[int, float, int]]:
+    """``(key, session start, sum)`` of every session."""
     by_key: Dict[int, List[Tuple[float, int]]] = defaultdict(list)
     for key, value, event_time in records(total):
         by_key[key].append((event_time, value))
-    sessions = 0
-    for events in by_key.values():
+    sessions = []
+    for key, events in by_key.items():
         events.sort()
-        end = None
-        for event_time, _ in events:
+        end, start, summed = None, 0.0, 0
+        for event_time, value in events:
             if end is None or event_time >= end:
-                sessions += 1
+                if end is not None:
+                    sessions.append((key, start, summed))
+                start, summed = event_time, 0
                 end = event_time + 5
             else:
                 end = max(end, event_time + 5)
+            summed += value
+        sessions.append((key, start, summed))
     return sessions
 
 
 def w3_pipeline(beam: Any, p: Any, total: int) -> Any:
-    return (source(beam, p, total)
-            | beam.Map(_timestamped(beam))
-            | beam.WindowInto(beam.window.Sessions(5))
-            | beam.CombinePerKey(sum)
-            | "Rewindow" >> beam.WindowInto(beam.window.GlobalWindows())
-            | beam.combiners.Count.Globally())
+    return _fingerprinted(beam, source(beam, p, total)
+                          | beam.Map(_timestamped(beam))
+                          | beam.WindowInto(beam.window.Sessions(5))
+                          | beam.CombinePerKey(sum), with_start=False)
 
 
 def w3_check(result: List[Any], total: int) -> bool:
-    return result == [w3_plain(total)]
+    # Sessions start at an element's timestamp, which Apache Beam's coders cut to whole
+    # milliseconds (a tick is 0.98 ms): the check is each session's key and sum.
+    expected = fingerprint((key, 0, value) for key, _, value in w3_plain(total))
+    return [tuple(r) for r in result] == [expected]
 
 
 # -- W4: W2 through a stateful DoFn with a value state and an event-time timer ------------------
@@ -140,12 +193,10 @@ def w4_pipeline(beam: Any, p: Any, total: int) -> Any:
         def on_flush(self, key=beam.DoFn.KeyParam, total=beam.DoFn.StateParam(TOTAL)):
             yield key, total.read()
 
-    return (source(beam, p, total)
-            | beam.Map(_timestamped(beam))
-            | beam.WindowInto(beam.window.FixedWindows(10))
-            | beam.ParDo(SumPerWindow())
-            | "Rewindow" >> beam.WindowInto(beam.window.GlobalWindows())
-            | beam.combiners.Count.Globally())
+    return _fingerprinted(beam, source(beam, p, total)
+                          | beam.Map(_timestamped(beam))
+                          | beam.WindowInto(beam.window.FixedWindows(10))
+                          | beam.ParDo(SumPerWindow()))
 
 
 class Workload(NamedTuple):
@@ -169,3 +220,43 @@ def workloads(scale: float) -> List[Workload]:
         Workload("W4", "W2 via ValueState + event-time timer", full, w2_plain, w4_pipeline,
                  w2_check),
     ]
+
+
+# -- backpressure: W1 into a keyed sink that sleeps ---------------------------------------------
+#: The slow sink sleeps SINK_PAUSE seconds after every SINK_EVERY records (per subtask):
+#: at most 20,000 records/s per subtask, well below what the source produces.
+SINK_EVERY, SINK_PAUSE = 100, 0.005
+
+
+def slow_sink_pipeline(beam: Any, p: Any, total: int) -> Any:
+    """W1's kept records through a keyed exchange into a sink that sleeps, then counted.
+
+    The sink sits behind a key exchange (it is a stateful DoFn), so the source runs
+    ahead of it only as far as the bounded channels let it: memory must stay flat.
+    """
+    import time
+
+    userstate = beam.transforms.userstate
+
+    class SleepingSink(beam.DoFn):
+        SEEN = userstate.ReadModifyWriteStateSpec("seen", beam.coders.VarIntCoder())
+
+        def setup(self):
+            self.written = 0
+
+        def process(self, kv, seen=beam.DoFn.StateParam(SEEN)):
+            self.written += 1
+            if self.written % SINK_EVERY == 0:
+                time.sleep(SINK_PAUSE)
+            yield kv[1]
+
+    return (source(beam, p, total)
+            | beam.Map(lambda r: r[1] * 2 + r[0])
+            | beam.Filter(lambda x: x % 2 == 0)
+            | "KeyBySlot" >> beam.Map(lambda x: (x % 64, x))
+            | beam.ParDo(SleepingSink())
+            | beam.combiners.Count.Globally())
+
+
+SLOW_SINK = Workload("W1-slow-sink", "W1 into a keyed sink that sleeps", 0, w1_plain,
+                     slow_sink_pipeline, w1_check)

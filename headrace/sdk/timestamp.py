@@ -22,7 +22,7 @@ def _to_micros(value: object, what: str) -> int:
     # Plain floats and ints first: the per-element case (e.g. TimestampedValue in a Map).
     kind = type(value)
     if kind is float:
-        return int(round(value * 1_000_000))
+        return round(value * 1_000_000)  # an int already
     if kind is int:
         return value * 1_000_000
     if isinstance(value, (Timestamp, Duration)):
@@ -51,7 +51,7 @@ def to_micros(value: object, what: str = "timestamp") -> int:
     """
     kind = type(value)
     if kind is float:
-        return int(round(value * 1_000_000))
+        return round(value * 1_000_000)  # an int already
     if kind is int:
         return value * 1_000_000
     return _to_micros(value, what)

@@ -164,7 +164,11 @@ class TimestampedValue:
 
     def __init__(self, value: Any, timestamp: Any) -> None:
         self.value = value
-        self.timestamp_micros = to_micros(timestamp, "TimestampedValue timestamp")
+        # Built once per element by user Maps: the float case inline (what to_micros does).
+        if type(timestamp) is float:
+            self.timestamp_micros = round(timestamp * 1_000_000)
+        else:
+            self.timestamp_micros = to_micros(timestamp, "TimestampedValue timestamp")
 
     @property
     def timestamp(self) -> Timestamp:

@@ -69,6 +69,29 @@ class DoFnInvoker:
         self.simple = kinds <= {_ELEMENT, _ARG}
         self.static_args = tuple(v for _, v in self._positional[1:])
         self.static_kwargs = {k: v for k, (_, v) in self._keyword.items()}
+        #: ``call(value, timestamp_micros, window)`` when no side input or context
+        #: parameter is asked for (the operator's column path), else None.
+        self.call = (self._make_call() if kinds <= {_ELEMENT, _ARG, _TIMESTAMP, _WINDOW}
+                     else None)
+
+    def _make_call(self) -> Callable[[Any, int, Any], Any]:
+        method = self.method
+        if self.simple:
+            args, kwargs = self.static_args, self.static_kwargs
+            return lambda value, timestamp_micros, window: method(value, *args, **kwargs)
+        positional, keyword = list(self._positional), list(self._keyword.items())
+
+        def call(value: Any, timestamp_micros: int, window: Any) -> Any:
+            # One pass over the plan, no closure per element (this is per element).
+            args = [value if kind == _ELEMENT else window if kind == _WINDOW else
+                    extra if kind == _ARG else Timestamp(micros=timestamp_micros)
+                    for kind, extra in positional]
+            kwargs = {name: value if kind == _ELEMENT else window if kind == _WINDOW else
+                      extra if kind == _ARG else Timestamp(micros=timestamp_micros)
+                      for name, (kind, extra) in keyword}
+            return method(*args, **kwargs)
+
+        return call
 
     def _plan(self, signature: inspect.Signature, remaining: list, kwargs: dict) -> None:
         params = list(signature.parameters.values())

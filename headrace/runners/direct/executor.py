@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
+from headrace.runners.common.gc_tuning import throughput_gc
 from headrace.runners.operators.base import (
     Operator,
     close_all,
@@ -79,14 +80,16 @@ class DirectExecutor:
                 if not operator.input_watermarks and not isinstance(
                         operator, (ReadOperator, TestStreamOperator)):
                     operator.advance(MAX_MICROS)
-            if self.streaming:
-                self._run_streaming(operators)
-            else:
-                for reader in readers:
-                    reader.drain()
-                stuck = [op.label for op in operators if op.output_watermark != MAX_MICROS]
-                if stuck:
-                    raise RuntimeError(f"Internal error: transforms did not finish: {stuck}")
+            with throughput_gc():
+                if self.streaming:
+                    self._run_streaming(operators)
+                else:
+                    for reader in readers:
+                        reader.drain()
+                    stuck = [op.label for op in operators if op.output_watermark != MAX_MICROS]
+                    if stuck:
+                        raise RuntimeError(
+                            f"Internal error: transforms did not finish: {stuck}")
         finally:
             close_all(started)
         return operators

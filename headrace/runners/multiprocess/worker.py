@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 import cloudpickle
 from tblib import pickling_support
 
+from headrace.runners.common.gc_tuning import throughput_gc
 from headrace.runners.engine.checkpointing import SubtaskCheckpointer
 from headrace.runners.engine.runtime import ExchangeSettings, SubtaskRuntime
 from headrace.runners.engine.task import SubtaskGraph
@@ -107,7 +108,8 @@ def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
                                  every_turn=every_turn if checkpointer is not None else None)
         started = graph.start()
         try:
-            runtime.run()
+            with throughput_gc():
+                runtime.run()
         finally:
             try:
                 close_all(started)

@@ -20,6 +20,8 @@ from headrace.sdk.windowing import Windowing
 _LOG = logging.getLogger(__name__)
 #: Outputs that are more than a value: they need _emit_results' handling.
 _SPECIAL_OUTPUTS = frozenset((TaggedOutput, TimestampedValue, WindowedValue))
+#: A FlatMap passes its output on once it holds this many records.
+FLATMAP_FLUSH_SIZE = 10_000
 
 
 def _with_extra_args(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Callable[[Any], Any]:
@@ -136,6 +138,9 @@ class ParDoOperator(Operator):
                 if self.simple_kind is not None:
                     self._process_simple(batch)
                     batch = ()
+                elif invoker.call is not None and not self.sides:
+                    self._process_columns(batch)
+                    batch = ()
                 for wv in batch:
                     if invoker.uses_window:
                         for window in wv.windows:
@@ -175,7 +180,7 @@ class ParDoOperator(Operator):
                 self.outputs[None] = columns.select([fn(v) for v in values])
             return
         if kind == "map":
-            out = columns.with_values([fn(v) for v in values])
+            self._simple_output(columns.with_values([fn(v) for v in values]))
         elif columns.uniform:
             out_values: List[Any] = []
             extend = out_values.extend
@@ -186,9 +191,19 @@ class ParDoOperator(Operator):
                 if isinstance(results, (str, bytes, dict)):
                     self._emit_results(results, 0, (), None)  # raises the usual TypeError
                 extend(results)
-            out = columns.with_values(out_values)
+                if len(out_values) >= FLATMAP_FLUSH_SIZE:
+                    # A generator expanding into millions of records must not hold them all
+                    # (memory, and the cyclic GC rescanning them): pass them on in pieces.
+                    self._simple_output(columns.with_values(out_values))
+                    self._flush_outputs()
+                    out_values = []
+                    extend = out_values.extend
+            self._simple_output(columns.with_values(out_values))
         else:
-            out = self._flatmap_columns(fn, columns)
+            self._simple_output(self._flatmap_columns(fn, columns))
+
+    def _simple_output(self, out: ColumnBatch) -> None:
+        """Take the comprehension's output batch, unpacking any special outputs in it."""
         types = set(map(type, out.values))
         if not types.isdisjoint(_SPECIAL_OUTPUTS):
             if types == {TimestampedValue} and self.reassign is None:
@@ -203,6 +218,41 @@ class ParDoOperator(Operator):
                                        wv.pane_info)
                 return
         self.outputs[None] = out
+
+    def _process_columns(self, batch: Batch) -> None:
+        """A DoFn asking for nothing but its element, timestamp and window: one call per
+        element (and window), the outputs gathered in columns, not ``WindowedValue`` s."""
+        columns = as_columns(batch)
+        call = self.invoker.call
+        per_window = self.invoker.uses_window
+        out_values: List[Any] = []
+        out_ts: List[int] = []
+        out_windows: List[tuple] = []
+        out_panes: List[Any] = []
+        extend = out_values.extend
+        for value, timestamp, windows, pane in zip(columns.values, columns.timestamp_column(),
+                                                   columns.window_column(),
+                                                   columns.pane_column()):
+            for window in (windows if per_window else (None,)):
+                results = call(value, timestamp, window)
+                if results is None:
+                    continue
+                if isinstance(results, (str, bytes, dict)):
+                    self._emit_results(results, 0, (), None)  # raises the usual TypeError
+                before = len(out_values)
+                extend(results)
+                added = len(out_values) - before
+                if added:
+                    out_ts.extend([timestamp] * added)
+                    out_windows.extend(
+                        [windows if not per_window or len(windows) == 1 else (window,)] * added)
+                    out_panes.extend([pane] * added)
+        if set(map(type, out_values)).isdisjoint(_SPECIAL_OUTPUTS):
+            if out_values:
+                self.outputs[None] = ColumnBatch(out_values, out_ts, out_windows, out_panes)
+            return
+        for value, timestamp, windows, pane in zip(out_values, out_ts, out_windows, out_panes):
+            self._emit_results((value,), timestamp, windows, pane)
 
     def _flatmap_columns(self, fn: Callable[[Any], Any], columns: ColumnBatch) -> ColumnBatch:
         """FlatMap over elements whose timestamps or windows differ: repeat them per output."""
