@@ -46,3 +46,9 @@ class FileSystem(abc.ABC):
     @abc.abstractmethod
     def size(self, path: str) -> int:
         """The file's size in bytes (compressed size for compressed files)."""
+
+    def sync(self, path: str) -> None:
+        """Make a closed file, or the entries of a directory, durable (fsync).
+
+        The default does nothing: right for stores where a completed write is durable.
+        """

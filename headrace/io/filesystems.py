@@ -2,7 +2,8 @@
 
 This module is the API that sources and sinks call, and the registry of filesystems by path
 scheme. Paths without a scheme (and ``file://`` paths) go to :class:`LocalFileSystem`
-(:mod:`headrace.io.local_filesystem`); other schemes (``s3://`` later) plug in with
+(:mod:`headrace.io.local_filesystem`), ``s3://`` paths to :class:`S3FileSystem`
+(:mod:`headrace.io.s3_filesystem`, boto3); other schemes plug in with
 :func:`register_filesystem`, implementing :class:`FileSystem`
 (:mod:`headrace.io.filesystem_interface`). Compression is applied here, on top of any
 filesystem, and chosen by file extension unless a :class:`CompressionTypes` value says
@@ -29,11 +30,13 @@ from headrace.io.compression import CompressionTypes, compress, compressed_strea
 from headrace.io.filesystem_interface import FileSystem
 from headrace.io.globs import escape_glob, glob_to_regex, has_glob
 from headrace.io.local_filesystem import LocalFileSystem
+from headrace.io.s3_filesystem import S3FileSystem
 
 __all__ = [
     "CompressionTypes",
     "FileSystem",
     "LocalFileSystem",
+    "S3FileSystem",
     "compress",
     "delete",
     "escape_glob",
@@ -49,12 +52,13 @@ __all__ = [
     "rename",
     "size",
     "split",
+    "sync",
 ]
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 _LOCAL = LocalFileSystem()
-_FILESYSTEMS: Dict[str, FileSystem] = {"": _LOCAL, "file": _LOCAL}
+_FILESYSTEMS: Dict[str, FileSystem] = {"": _LOCAL, "file": _LOCAL, "s3": S3FileSystem()}
 
 
 def register_filesystem(scheme: str, filesystem: FileSystem) -> None:
@@ -152,6 +156,18 @@ def delete(path: str) -> None:
     False
     """
     get_filesystem(path).delete(path)
+
+
+def sync(path: str) -> None:
+    """Make a written file, or a directory's entries (after renames), durable.
+
+    Local files and directories are fsync'ed; object stores are durable once a write
+    or copy returned.
+
+    >>> import tempfile
+    >>> sync(tempfile.gettempdir())
+    """
+    get_filesystem(path).sync(path)
 
 
 def exists(path: str) -> bool:

@@ -93,3 +93,11 @@ class LocalFileSystem(FileSystem):
 
     def size(self, path: str) -> int:
         return os.path.getsize(self._local(path))
+
+    def sync(self, path: str) -> None:
+        # fsync through a read-only descriptor flushes the file's (or directory's) data.
+        fd = os.open(self._local(path) or os.curdir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -31,6 +31,7 @@ from headrace.runners.beam.to_beam_values import (
     to_beam_timestamp,
 )
 from headrace.runners.common.errors import reraise_with_label
+from headrace.sdk.io_base import CommittingSink
 from headrace.sdk.primitives import Read, Write
 from headrace.sdk.serialization import dumps_user_code, loads_user_code
 from headrace.sdk.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
@@ -157,8 +158,15 @@ class WriteShardFn(beam.DoFn):
     def process(self, shard: Any) -> Iterator[Any]:
         index, elements = shard
         try:
-            writer = loads_user_code(self._sink_bytes).open_writer(index, self._num_writers)
+            sink = loads_user_code(self._sink_bytes)
+            writer = sink.open_writer(index, self._num_writers)
             writer.write_batch([e for e in elements if not isinstance(e, _NoElement)])
+            if isinstance(sink, CommittingSink):
+                # No checkpoints here: publish the shard's output at its end, as the
+                # direct runner does at the end of input.
+                committer = sink.create_committer(index, self._num_writers)
+                committer.commit(writer.prepare_commit(1))
+                committer.close()
             yield writer.close()
         except Exception as exc:
             reraise_with_label(exc, self._label)

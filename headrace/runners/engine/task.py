@@ -12,17 +12,12 @@ from typing import Any, Callable, Dict, List, Optional
 from headrace.runners.engine.exchange import ExchangeOutput, InputGate
 from headrace.runners.engine.lifting import PartialCombineOperator, can_lift
 from headrace.runners.engine.plan import FINALIZE, FORWARD, KEYED, WRITE, PhysicalPlan, PlanNode
-from headrace.runners.operators.base import (
-    FinalizeWriteOperator,
-    Operator,
-    WriteOperator,
-    close_all,
-    next_processing_time,
-)
+from headrace.runners.operators.base import Operator, close_all, next_processing_time
 from headrace.runners.operators.factory import make_operator
 from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
 from headrace.runners.operators.pardo_operator import ParDoOperator
 from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
+from headrace.runners.operators.writers import FinalizeWriteOperator, WriteOperator
 from headrace.sdk.io_base import assign_splits
 from headrace.sdk.primitives import Read
 from headrace.sdk.serialization import loads_user_code

@@ -1,17 +1,13 @@
 """One operator per primitive: the mapping every runtime (direct, engine) builds from."""
 from __future__ import annotations
 
-from headrace.runners.operators.base import (
-    FlattenOperator,
-    Operator,
-    WindowIntoOperator,
-    WriteOperator,
-)
+from headrace.runners.operators.base import FlattenOperator, Operator, WindowIntoOperator
 from headrace.runners.operators.grouping_operators import GroupByKeyOperator
 from headrace.runners.operators.pardo_operator import ParDoOperator
 from headrace.runners.operators.session_combine import combine_per_key_operator
 from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
 from headrace.runners.operators.stateful_pardo import make_stateful_operator
+from headrace.runners.operators.writers import WriteOperator
 from headrace.sdk.pardo import ParDo
 from headrace.sdk.pipeline import AppliedTransform
 from headrace.sdk.primitives import CombinePerKey, Flatten, GroupByKey, Read, WindowInto, Write
