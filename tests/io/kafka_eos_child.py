@@ -4,7 +4,8 @@ checkpointing CommittingSink operator does, so that tests can SIGKILL it anywher
 It writes the records ``(f"k{i}", i)`` for ``i < total`` to ``topic``, takes checkpoint N
 every ``every`` records (barrier: ``prepare_commit(N)``; the checkpoint, written atomically
 to ``state_dir/chk-N``, holds the writer's state, the pending committables and the source
-position; "complete" once the file exists), then commits (the notification). On start it
+position; "complete" once the file exists), then commits (the notification) once the next
+epoch has begun, as in a running job, where records after barrier N do not wait for it. On start it
 restores from the newest checkpoint as the runtime would: commit every pending
 committable, then ``restore_writer``; the source resumes at the checkpoint's position.
 
@@ -75,10 +76,24 @@ def main(argv):
         writer = sink.restore_writer(0, 1, [restored["writer"]])
         position, n = restored["position"], restored["checkpoint"]
     print(f"RUNNING {position}", flush=True)
+
+    def write(start, end):
+        for first in range(start, end, 7):  # a few batches
+            writer.write_batch([(f"k{i}", i) for i in range(first, min(first + 7, end))])
+
+    def notified(n):
+        window("during_commit", n)
+        for m in sorted(pending):
+            committer.commit(pending.pop(m))
+        window("after_commit", n)
+
     while position < args.total:
         end = min(position + args.every, args.total)
-        for start in range(position, end, 7):  # a few batches per epoch
-            writer.write_batch([(f"k{i}", i) for i in range(start, min(start + 7, end))])
+        head = min(position + 7, end)
+        write(position, head)
+        if pending:  # the notification of checkpoint n comes while epoch n + 1 is open
+            notified(n)
+        write(head, end)
         position = end
         n += 1
         committables = writer.prepare_commit(n)
@@ -89,10 +104,8 @@ def main(argv):
                                             "pending": dict(pending), "position": position,
                                             "checkpoint": n})
         window("after_complete", n)
-        window("during_commit", n)
-        for m in sorted(pending):
-            committer.commit(pending.pop(m))
-        window("after_commit", n)
+    if pending:
+        notified(n)
     writer.close()
     committer.close()
     print("DONE", flush=True)

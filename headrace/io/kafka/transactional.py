@@ -28,6 +28,8 @@ from headrace.io.kafka.producing import Encoded, RecordEncoder, produce, topic_p
 from headrace.sdk.io_base import Committer, CommittingSink, CommittingSinkWriter
 
 LOG = logging.getLogger(__name__)
+#: Suffix of the group that records committed epochs outside transactions.
+DONE = "/done"
 
 
 class KafkaEpoch(NamedTuple):
@@ -88,11 +90,13 @@ class KafkaTransactionalSink(CommittingSink):
         self.pool_size = pool_size
         self._pools: Dict[int, _Pool] = {}
         self._group_metadata: Dict[str, Any] = {}
+        self._done_consumers: Dict[str, Any] = {}
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
         state["_pools"] = {}  # live producers stay in their process
         state["_group_metadata"] = {}
+        state["_done_consumers"] = {}
         return state
 
     def display_name(self) -> str:
@@ -131,8 +135,12 @@ class KafkaTransactionalSink(CommittingSink):
         return producer
 
     def read_marker(self, group: str) -> int:
-        """The last epoch whose transaction committed for marker group ``group`` (0:
-        none). A transactional offset commit becomes visible when its transaction commits."""
+        """The last epoch known committed for marker group ``group`` (0: none): the
+        transactional marker (visible once its transaction commits), or the plain one
+        written after each successful commit if it is higher (see :meth:`mark_done`)."""
+        return max(self._committed_offset(group), self._committed_offset(group + DONE))
+
+    def _committed_offset(self, group: str) -> int:
         kafka = self._kafka()
         consumer = kafka.Consumer(client_config(self.owner, self.bootstrap_servers, {
             "group.id": group, "enable.auto.commit": False,
@@ -147,6 +155,25 @@ class KafkaTransactionalSink(CommittingSink):
             consumer.close()
         offset = committed[0].offset
         return offset if offset >= 0 else 0
+
+    def mark_done(self, group: str, epoch: int) -> None:
+        """Record, outside any transaction, that ``epoch`` committed (or, at open and
+        restore, reset the record). A lower bound of the truth, since it is written only
+        after the commit returned; it exists because some brokers (Tansu) keep a committed
+        transaction's offset commit invisible while any other transaction is open on a
+        partition it wrote to, which with overlapping epochs can be forever."""
+        kafka = self._kafka()
+        consumer = self._done_consumers.get(group)
+        if consumer is None:
+            consumer = self._done_consumers[group] = kafka.Consumer(client_config(
+                self.owner, self.bootstrap_servers,
+                {"group.id": group + DONE, "enable.auto.commit": False}))
+        try:
+            consumer.commit(offsets=[kafka.TopicPartition(self.topic, 0, epoch)],
+                            asynchronous=False)
+        except kafka.KafkaException as exc:
+            raise RuntimeError(f"{self.owner}: cannot record checkpoint {epoch} as committed "
+                               f"for group {group!r}: {exc.args[0].str()}") from None
 
     def send_marker(self, producer: Any, group: str, epoch: int) -> None:
         """Add the progress marker ``epoch`` to the producer's open transaction."""
@@ -199,6 +226,11 @@ class KafkaTransactionalSink(CommittingSink):
         """The Write's output: the number of records committed, over all subtasks."""
         return [sum(writer_results)]
 
+    def close_clients(self) -> None:
+        for consumer in self._done_consumers.values():
+            consumer.close()
+        self._done_consumers.clear()
+
     def pool(self, writer_index: int) -> _Pool:
         return self._pools.setdefault(writer_index, _Pool())
 
@@ -242,9 +274,11 @@ class KafkaTransactionalWriter(CommittingSinkWriter):
         """Commit marker ``epoch`` for this subtask's group in an otherwise empty
         transaction."""
         producer = self.pool.producers[self.pool.free[0]]
+        group = self.sink.marker_group(self.index)
         producer.begin_transaction()
-        self.sink.send_marker(producer, self.sink.marker_group(self.index), epoch)
+        self.sink.send_marker(producer, group, epoch)
         self._end(producer.commit_transaction, "commit the marker in")
+        self.sink.mark_done(group, epoch)
 
     def _end(self, call: Any, what: str) -> None:
         try:
@@ -357,6 +391,7 @@ class KafkaCommitter(Committer):
                                f"{exc.args[0].str()}") from None
         del pool.prepared[tid]
         pool.free.append(tid)
+        self.sink.mark_done(epoch.marker_group, epoch.epoch)
 
     def _repair(self, epoch: KafkaEpoch, markers: Dict[str, int]) -> None:
         """Publish a restored epoch exactly once: fence its id first (a zombie can then no
@@ -386,8 +421,10 @@ class KafkaCommitter(Committer):
             raise RuntimeError(f"{self.owner}: committing the re-produced transaction of "
                                f"checkpoint {epoch.epoch} failed: {exc.args[0].str()}") from None
         markers[group] = epoch.epoch
+        self.sink.mark_done(group, epoch.epoch)
         LOG.info("%s: re-produced %d records of checkpoint %d in %.2fs", self.owner,
                  len(epoch.records), epoch.epoch, time.monotonic() - started)
 
     def close(self) -> None:
         self.sink.pool(self.index).close()
+        self.sink.close_clients()
