@@ -1,13 +1,13 @@
 """The ``headrace`` command line: ``headrace runners``, ``headrace version``,
-``headrace checkpoints list|show PATH`` and ``headrace kafka-dev`` (a local Kafka broker,
-:mod:`headrace.io.kafka.cli`)."""
+``headrace checkpoints list|show PATH``, ``headrace savepoint CHECKPOINT_DIR TARGET`` and
+``headrace kafka-dev`` (a local Kafka broker, :mod:`headrace.io.kafka.cli`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import List, Optional
 
-from headrace import cli_checkpoints
+from headrace import cli_checkpoints, cli_savepoint
 from headrace.io.kafka import cli as kafka_cli
 
 
@@ -23,10 +23,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands.add_parser("version", help="print the installed version")
     commands.add_parser("runners", help="list the runners that --runner accepts")
     cli_checkpoints.add_parser(commands)
+    cli_savepoint.add_parser(commands)
     kafka_cli.add_command(commands)
     args = parser.parse_args(argv)
     if args.command == "checkpoints":
         return cli_checkpoints.main(args)
+    if args.command == "savepoint":
+        return cli_savepoint.main(args)
     if args.command == kafka_cli.COMMAND:
         return kafka_cli.run(args)
     if args.command == "version":

@@ -51,3 +51,29 @@ def runner(request, monkeypatch):
         pytest.skip(f"direct runner only: {marker.args[0]}")
     monkeypatch.setattr(runner_registry, "DEFAULT_RUNNER", request.param)
     return request.param
+
+
+#: ``HEADRACE_TEST_STATE_BACKEND=rocksdb`` runs every pipeline's keyed state on that backend
+#: (default: what the pipeline's options say, memory unless ``--state_backend`` is given).
+#: RocksDB does not survive fork(): with it, run the runners in separate pytest processes
+#: (``HEADRACE_TEST_RUNNERS=direct``, then ``=multiprocess``), and expect the few direct-runner
+#: tests that start a multiprocess job themselves to fail with the error that says so.
+TEST_STATE_BACKEND = os.environ.get("HEADRACE_TEST_STATE_BACKEND", "").strip().lower()
+
+
+@pytest.fixture(autouse=True)
+def _test_state_backend(monkeypatch):
+    """Keyed operators get ``TEST_STATE_BACKEND`` whatever their pipeline's options say."""
+    if not TEST_STATE_BACKEND:
+        return
+    from headrace.runners.state import factory
+    from headrace.sdk.options import PipelineOptions
+
+    forced = PipelineOptions([f"--state_backend={TEST_STATE_BACKEND}"])
+    make, restore = factory.make_state_backend, factory.restore_state_backend
+    monkeypatch.setattr(factory, "make_state_backend",
+                        lambda options=None, key_groups=None, max_parallelism=None, **kw:
+                        make(forced, key_groups, max_parallelism, **kw))
+    monkeypatch.setattr(factory, "restore_state_backend",
+                        lambda options, snapshots, key_groups, max_parallelism=None, **kw:
+                        restore(forced, snapshots, key_groups, max_parallelism, **kw))

@@ -291,4 +291,4 @@ def test_pipeline_leaves_no_state_behind(monkeypatch):
                | beam.ParDo(Buffer(fire_offset=9.999999)))
         assert_that(out, equal_to([("a", 0, [1]), ("b", 10, [2, 3])]))
     (op,) = created
-    assert op.backend.is_empty() and len(op.timers) == 0 and not op._live
+    assert op.backend_empty_at_close and len(op.timers) == 0 and not op._live

@@ -87,7 +87,8 @@ def wire_stateful_pardo(monkeypatch: Any) -> None:
 
 
 def record_operators(monkeypatch: Any) -> List[StatefulParDoOperator]:
-    """Collect every StatefulParDoOperator created from now on (to inspect after a run)."""
+    """Collect every StatefulParDoOperator created from now on (to inspect after a run;
+    ``backend_empty_at_close`` tells whether its backend held state when it closed)."""
     created: List[StatefulParDoOperator] = []
     original = StatefulParDoOperator.__init__
 
@@ -95,7 +96,15 @@ def record_operators(monkeypatch: Any) -> List[StatefulParDoOperator]:
         original(self, *args, **kwargs)
         created.append(self)
 
+    original_close = StatefulParDoOperator.close
+
+    def close(self: StatefulParDoOperator) -> None:
+        # Closing releases the backend: what it held is recorded first.
+        self.backend_empty_at_close = self.backend.is_empty()
+        original_close(self)
+
     monkeypatch.setattr(StatefulParDoOperator, "__init__", init)
+    monkeypatch.setattr(StatefulParDoOperator, "close", close)
     return created
 
 

@@ -37,11 +37,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import pickle
 from bisect import bisect_right, insort
 from operator import attrgetter, itemgetter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from headrace.runners.common.triggers import compile_trigger
+from headrace.runners.state.base.key_groups import key_group_for
+from headrace.runners.state.base.pickling import dumps
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.trigger import AccumulationMode
 from headrace.sdk.window import IntervalWindow, Sessions, TimestampCombiner
@@ -342,6 +345,31 @@ class SessionCombiner:
             session.eow = False  # a late bundle fires at once
             out.append(self._output(session, False, self.output_watermark, False))
             self._expire_later(session)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def snapshot_tables(self) -> bytes:
+        """Every key's active sessions, pickled; timers and holds follow from them."""
+        return dumps(self._sessions)
+
+    def restore_tables(self, snapshots: List[bytes], key_groups: range,
+                       max_parallelism: int) -> None:
+        """Add the keys of ``key_groups`` from :meth:`snapshot_tables` of any subtasks, with
+        their end-of-window and expiry timers and holds (before any element)."""
+        for blob in snapshots:
+            for encoded, sessions in pickle.loads(blob).items():
+                if key_group_for(encoded, max_parallelism) not in key_groups:
+                    continue
+                self._sessions[encoded] = sessions
+                for session in sessions:
+                    if session.eow:
+                        heapq.heappush(self._timers, (session.end, next(self._sequence), _EOW,
+                                                      session))
+                    if session.expiry_set:
+                        heapq.heappush(self._timers, (self._expiry(session),
+                                                      next(self._sequence), _GC, session))
+                    if session.hold is not None:
+                        heapq.heappush(self._holds, (session.earliest,
+                                                     next(self._hold_sequence), session))
 
     # -- timers and holds -----------------------------------------------------------------------
     def _expiry(self, session: _Session) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import pickle
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from headrace.runners.common.batch_combining import (
@@ -25,6 +26,9 @@ from headrace.runners.common.batch_combining import (
 )
 from headrace.runners.common.triggers import compile_trigger
 from headrace.runners.operators.batch import Batch, ColumnBatch, as_columns
+from headrace.runners.state.base.key_groups import key_group_for
+from headrace.runners.state.base.pickling import dumps
+from headrace.sdk.coders import encode_key
 from headrace.sdk.timestamp import MAX_MICROS
 from headrace.sdk.trigger import AccumulationMode
 from headrace.sdk.window import TimestampCombiner
@@ -313,6 +317,31 @@ class WindowedCombineTable(BatchCombiner):
                 released += 1
         self._release(window, released)
         out.extend(values, window.end_micros - 1, window, panes)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def snapshot_tables(self) -> bytes:
+        """Every window's table, pickled (the states are lists changed in place); the
+        timers, holds and expiry heaps follow from them."""
+        return dumps(self.tables)
+
+    def restore_tables(self, snapshots: List[bytes], key_groups: range,
+                       max_parallelism: int) -> None:
+        """Add the keys of ``key_groups`` from :meth:`snapshot_tables` of any subtasks, and
+        re-derive the end-of-window timers, holds and expiries (before any element)."""
+        for blob in snapshots:
+            for window, table in pickle.loads(blob).items():
+                for code, state in table.items():
+                    if key_group_for(encode_key(state[_KEY]), max_parallelism) in key_groups:
+                        self.tables.setdefault(window, {})[code] = state
+        for window, table in self.tables.items():
+            heapq.heappush(self._gc, (min(window.end_micros + self.lateness + 1, MAX_MICROS),
+                                      next(self._sequence), window))
+            if any(state[_TIMER] for state in table.values()):
+                self._due_windows.add(window)
+                heapq.heappush(self._due, (window.end_micros, next(self._sequence), window))
+            held = sum(1 for state in table.values() if state[_HELD])
+            if held:
+                self._hold(window, held)
 
     # -- watermarks -----------------------------------------------------------------------------
     def fire_deferred(self) -> List[WindowedValue]:

@@ -23,7 +23,9 @@ from headrace.runners.operators.factory import make_operator as _make_operator
 from headrace.runners.operators.grouping_operators import CombinePerKeyOperator, GroupByKeyOperator
 from headrace.runners.operators.pardo_operator import ParDoOperator
 from headrace.runners.operators.sources import ReadOperator, TestStreamOperator
-from headrace.sdk.options import StandardOptions
+from headrace.runners.state import factory as state_factory
+from headrace.runners.state.base.key_groups import DEFAULT_MAX_PARALLELISM
+from headrace.sdk.options import HeadraceOptions, StandardOptions
 from headrace.sdk.pipeline import AppliedTransform, Pipeline
 from headrace.sdk.test_stream import TestStream
 from headrace.sdk.timestamp import MAX_MICROS
@@ -43,9 +45,19 @@ class DirectExecutor:
         self.streaming = forced or unbounded or has_test_stream
         self.clock = ManualClock() if has_test_stream else WallClock()
         self.operators: Dict[AppliedTransform, Operator] = {}
+        max_parallelism = (options.view_as(HeadraceOptions).max_parallelism
+                           if options is not None else DEFAULT_MAX_PARALLELISM)
+        key_groups = range(max_parallelism)
         for node in self.nodes:
             operator = self.operators[node] = _make_operator(node)
             operator.clock = self.clock
+            if hasattr(operator, "configure_keyed_state"):
+                # One subtask owning every key group.
+                name = node.full_label
+                operator.configure_keyed_state(
+                    lambda name=name: state_factory.make_state_backend(
+                        options, key_groups, max_parallelism, name=name),
+                    key_groups, max_parallelism)
             if isinstance(operator, (ParDoOperator, GroupByKeyOperator, CombinePerKeyOperator)):
                 operator.bundle_per_batch = self.streaming
             inputs = list(node.main_inputs) + [view.pvalue for view in node.side_inputs]

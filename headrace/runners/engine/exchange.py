@@ -15,9 +15,14 @@ Frames are ``(kind, edge_id, payload)`` tuples, in order per channel:
 - ``WATERMARK``: int microseconds; ``IDLE``: a bool;
 - ``END``: the producer subtask will send nothing more on this edge (its
   watermark is final);
-- ``BARRIER``: reserved for checkpoint barriers (payload: the checkpoint id).
-  A gate will align on them: a channel that delivered barrier N is held back
-  until every channel has, then the barrier passes to the operator.
+- ``BARRIER``: a checkpoint barrier (payload: the checkpoint id). With
+  checkpointing on, gates align on them (``barriers.AligningInputGate``): a
+  channel that delivered barrier N is held back until every channel has, then
+  the barrier passes to the operator. A plain gate refuses them.
+
+With checkpointing on, a producer that reaches the end sends ``WATERMARK`` at
+the maximum instead of ``END`` (``hold_end``), so barriers still follow, until
+the final checkpoint is complete (:meth:`ExchangeOutput.send_end`).
 """
 from __future__ import annotations
 
@@ -80,6 +85,8 @@ class ExchangeOutput(Operator):
         self.max_parallelism = max_parallelism
         self.send = send
         self._destinations: Dict[Any, int] = {}
+        #: Checkpointing: the end is a maximum watermark until ``send_end``.
+        self.hold_end = False
 
     def process_batch(self, index: int, batch: List[WindowedValue]) -> None:
         self.route(batch, DATA)
@@ -150,9 +157,21 @@ class ExchangeOutput(Operator):
 
     def advance(self, watermark: int) -> None:
         self.output_watermark = watermark
-        kind, payload = (END, None) if watermark == MAX_MICROS else (WATERMARK, watermark)
+        kind, payload = (END, None) if watermark == MAX_MICROS and not self.hold_end \
+            else (WATERMARK, watermark)
         for destination in range(self.parallelism):
             self.send(destination, kind, self.edge.edge_id, payload)
+
+    def broadcast_barrier(self, checkpoint_id: int) -> None:
+        """Barrier ``checkpoint_id`` to every consumer subtask, behind the data sent so far."""
+        for destination in range(self.parallelism):
+            self.send(destination, BARRIER, self.edge.edge_id, checkpoint_id)
+
+    def send_end(self) -> None:
+        """The end held back by ``hold_end``: nothing more follows on this edge."""
+        self.hold_end = False
+        for destination in range(self.parallelism):
+            self.send(destination, END, self.edge.edge_id, None)
 
     def _set_output_idle(self, idle: bool) -> None:
         if idle != self.output_idle:
@@ -186,5 +205,5 @@ class InputGate(Operator):
             self.set_input_idle(channel, payload)
         else:
             raise RuntimeError(f"Internal error: frame kind {kind} on edge {self.edge.edge_id} "
-                               "is not handled (checkpoint barriers are not implemented yet)")
+                               "is not handled (a barrier on a job without checkpointing)")
 

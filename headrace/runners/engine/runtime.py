@@ -53,7 +53,8 @@ class SubtaskRuntime:
                  outboxes: Dict[int, Outbox], settings: ExchangeSettings,
                  report: Callable[[Dict[str, Any]], None], control_fd: Optional[int] = None,
                  on_control: Optional[Callable[[], None]] = None,
-                 report_interval: float = 0.25) -> None:
+                 report_interval: float = 0.25,
+                 every_turn: Optional[Callable[[], None]] = None) -> None:
         self.graph = graph
         self.inboxes = inboxes
         self.outboxes = outboxes
@@ -62,6 +63,8 @@ class SubtaskRuntime:
         self.control_fd = control_fd
         self.on_control = on_control
         self.report_interval = report_interval
+        #: Called once per turn of the loop (checkpointing: control messages, uploads).
+        self.every_turn = every_turn
         self.pending = {destination: _Pending() for destination in outboxes}
         self.backpressured_time = 0.0
         graph.remote_send = self._queue
@@ -129,6 +132,8 @@ class SubtaskRuntime:
             else:
                 worked = self._poll_sources()
             worked = self._receive(None) or worked
+            if self.every_turn is not None:
+                self.every_turn()
             fire_processing_time(self.graph.operators.values(), clock)
             now = time.monotonic()
             finished = graph.finished()

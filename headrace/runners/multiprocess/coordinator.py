@@ -24,7 +24,12 @@ from multiprocess.connection import wait
 
 from headrace.runners.engine.plan import FORWARD, PhysicalPlan
 from headrace.runners.engine.runtime import ExchangeSettings
+from headrace.runners.engine.snapshots import JobStart
 from headrace.runners.engine.transport import enlarge_pipe
+from headrace.runners.multiprocess.checkpoint_coordinator import (
+    CheckpointCoordinator,
+    CheckpointSettings,
+)
 from headrace.runners.multiprocess.progress import ProgressDisplay, StageProgress
 from headrace.runners.multiprocess.worker import worker_main
 from headrace.sdk.timestamp import MIN_MICROS
@@ -45,8 +50,17 @@ class Coordinator:
     """Runs ``plan`` on ``plan.parallelism`` worker processes."""
 
     def __init__(self, plan: PhysicalPlan, streaming: bool, settings: ExchangeSettings,
-                 display: ProgressDisplay) -> None:
+                 display: ProgressDisplay, options: Any = None,
+                 start: Optional[JobStart] = None,
+                 checkpoints: Optional[CheckpointSettings] = None, job_id: str = "") -> None:
         self.plan = plan
+        self.options = options
+        self.start = start if start is not None else JobStart()
+        self.checkpoint_settings = checkpoints
+        self.job_id = job_id
+        #: The checkpoint coordinator while the job runs with checkpoints (else None).
+        self.checkpoints: Optional[CheckpointCoordinator] = None
+        self._controls: List[Any] = []
         self.streaming = streaming
         self.settings = settings
         self.display = display
@@ -58,7 +72,8 @@ class Coordinator:
         """Run the job to its end; returns every step's metric snapshots from every worker."""
         context = multiprocess.get_context("fork")
         parallelism = self.plan.parallelism
-        job = cloudpickle.dumps((self.plan, self.streaming), protocol=5)
+        job = cloudpickle.dumps((self.plan, self.streaming, self.options, self.start),
+                               protocol=5)
         data_pipes = {(src, dst): context.Pipe(duplex=False)
                       for src in range(parallelism) for dst in range(parallelism) if src != dst}
         for _, writer in data_pipes.values():
@@ -86,8 +101,20 @@ class Coordinator:
                 writer.close()
             for _, worker_end in controls:
                 worker_end.close()
-            return self._watch([coordinator_end for coordinator_end, _ in controls])
+            self._controls = [coordinator_end for coordinator_end, _ in controls]
+            if self.start.storage is not None and self.checkpoint_settings is not None:
+                self.checkpoints = CheckpointCoordinator(
+                    self.start.storage, self.checkpoint_settings, parallelism, self._command,
+                    self.job_id, {"parallelism": parallelism,
+                                  "max_parallelism": self.plan.max_parallelism},
+                    self.start.first_checkpoint_id)
+            snapshots = self._watch(self._controls)
+            if self.checkpoints is not None:
+                snapshots.append(self.checkpoints.metrics.snapshot())
+            return snapshots
         finally:
+            if self.checkpoints is not None:
+                self.checkpoints.close()
             self.stop()
             for coordinator_end, _ in controls:
                 coordinator_end.close()
@@ -97,9 +124,11 @@ class Coordinator:
         snapshots: Dict[int, List[Any]] = {}
         sentinels = {process.sentinel: subtask for subtask, process in enumerate(self.processes)}
         by_connection = {id(conn): subtask for subtask, conn in enumerate(controls)}
+        checkpoints = self.checkpoints
         while len(snapshots) < len(self.processes):
+            timeout = TICK if checkpoints is None else min(TICK, checkpoints.seconds_to_next())
             ready = wait([c for i, c in enumerate(controls) if i not in snapshots]
-                         + [s for s, i in sentinels.items() if i not in snapshots], TICK)
+                         + [s for s, i in sentinels.items() if i not in snapshots], timeout)
             for item in ready:
                 subtask = by_connection.get(id(item))
                 if subtask is not None:
@@ -111,6 +140,8 @@ class Coordinator:
                         self._receive(subtask, controls[subtask], snapshots)
                     if subtask not in snapshots:
                         self._fail_dead_worker(subtask)
+            if checkpoints is not None:
+                checkpoints.tick()
             self._show_progress()
         return [snapshot for subtask in sorted(snapshots) for snapshot in snapshots[subtask]]
 
@@ -125,6 +156,9 @@ class Coordinator:
         elif kind == "warning":
             category, text, filename, lineno = message[1:]
             warnings.warn_explicit(text, category, filename, lineno)
+        elif kind in ("ack", "decline", "sources_finished"):
+            if self.checkpoints is not None:
+                self.checkpoints.on_message(message)
         elif kind == "done":
             snapshots[subtask] = message[1]
             self.progress[subtask] = message[2]
@@ -136,6 +170,13 @@ class Coordinator:
             if exc is None:
                 raise WorkerFailed(f"headrace worker {subtask} failed:\n{text}")
             raise exc  # with the worker's traceback (tblib), so the user's frames show
+
+    def _command(self, subtask: int, message: bytes) -> None:
+        """A checkpoint command to worker ``subtask`` (one that already finished needs none)."""
+        try:
+            self._controls[subtask].send_bytes(message)
+        except OSError:
+            pass  # it is gone: its sentinel tells how
 
     def _blame_dead_peer(self, witness: int) -> None:
         others = {p.sentinel: i for i, p in enumerate(self.processes) if i != witness}

@@ -13,16 +13,46 @@ workers (default: the number of cores).
 """
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 from headrace.runners.engine.plan import PhysicalPlan
+from headrace.runners.engine.restart import restart_strategy_from_options, run_with_restarts
+from headrace.runners.engine.snapshots import JobStart
+from headrace.runners.multiprocess.checkpoint_coordinator import CheckpointSettings
 from headrace.runners.multiprocess.coordinator import Coordinator
 from headrace.runners.multiprocess.options import MultiprocessOptions
 from headrace.runners.multiprocess.progress import ProgressDisplay
+from headrace.runners.state.checkpoint_storage import storage_from_options
 from headrace.sdk.metrics import merge_snapshots
-from headrace.sdk.options import HeadraceOptions, PipelineOptions, StandardOptions
+from headrace.sdk.options import (
+    CheckpointingOptions,
+    HeadraceOptions,
+    OptionsError,
+    PipelineOptions,
+    StandardOptions,
+)
 from headrace.sdk.runner import FinishedPipelineResult, PipelineRunner, PipelineState
 from headrace.sdk.test_stream import TestStream
+
+
+def checkpoint_settings(options: Any, plan: PhysicalPlan
+                        ) -> Tuple[Optional[CheckpointSettings], JobStart]:
+    """The checkpoint settings of ``--checkpoint_interval`` (None: no checkpoints) and how
+    the job starts (its checkpoint storage)."""
+    view = options.view_as(CheckpointingOptions)
+    if not view.checkpoint_interval:
+        return None, JobStart()
+    if not view.checkpoint_dir:
+        raise OptionsError("--checkpoint_interval needs --checkpoint_dir: where to store the "
+                           "checkpoints (a local directory or s3://bucket/prefix)")
+    if plan.has_test_stream():
+        raise OptionsError("--checkpoint_interval: a pipeline with a TestStream cannot take "
+                           "checkpoints (its script is replayed from the start, it has no "
+                           "positions to resume from); drop --checkpoint_interval")
+    storage = storage_from_options(options)
+    settings = CheckpointSettings(view.checkpoint_interval, view.min_pause_between_checkpoints,
+                                  view.checkpoint_timeout)
+    return settings, JobStart(storage=storage, first_checkpoint_id=storage.next_checkpoint_id())
 
 
 class MultiprocessRunner(PipelineRunner):
@@ -43,10 +73,14 @@ class MultiprocessRunner(PipelineRunner):
         plan = PhysicalPlan.build(pipeline, parallelism, headrace_options.max_parallelism)
         streaming = (bool(options.view_as(StandardOptions).streaming) or plan.is_unbounded()
                      or plan.has_test_stream())
-        display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
-        coordinator = Coordinator(plan, streaming,
-                                  options.view_as(MultiprocessOptions).exchange_settings(),
-                                  display)
-        snapshots: List[Any] = coordinator.run()
+        exchange = options.view_as(MultiprocessOptions).exchange_settings()
+
+        def attempt(number: int) -> List[Any]:
+            settings, start = checkpoint_settings(options, plan)
+            display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
+            return Coordinator(plan, streaming, exchange, display, options, start, settings,
+                               headrace_options.job_name or "").run()
+
+        snapshots = run_with_restarts(attempt, restart_strategy_from_options(options))
         return FinishedPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
 

@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 import cloudpickle
 from tblib import pickling_support
 
+from headrace.runners.engine.checkpointing import SubtaskCheckpointer
 from headrace.runners.engine.runtime import ExchangeSettings, SubtaskRuntime
 from headrace.runners.engine.task import SubtaskGraph
 from headrace.runners.engine.transport import Inbox, Outbox
@@ -22,6 +23,8 @@ from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName
 #: Counter of the records each step emitted (the progress display's figure, kept in metrics).
 RECORDS_OUT = MetricName(SYSTEM_NAMESPACE, "records_out")
 _PR_SET_PDEATHSIG = 1
+#: The coordinator's checkpoint commands: ``(kind, checkpoint id)``, pickled.
+COMMANDS = ("trigger", "complete", "abort", "finish")
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -53,25 +56,60 @@ def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _forward_warnings(control)
     try:
-        plan, streaming = cloudpickle.loads(job)
+        plan, streaming, options, start = cloudpickle.loads(job)
         clock = ManualClock() if plan.has_test_stream() else WallClock()
-        graph = SubtaskGraph(plan, subtask, clock, streaming, None)
+        storage = start.storage
+        graph = SubtaskGraph(plan, subtask, clock, streaming, None, options,
+                             start.restored.get(subtask) if start.restored else None,
+                             checkpointing=storage is not None)
+        checkpointer = None
+        if storage is not None:
+            checkpointer = graph.checkpointer = SubtaskCheckpointer(
+                plan.nodes, graph.operators, subtask, storage, lambda m: send(control, m))
+            checkpointer.previous = dict(start.previous.get(subtask, {}))
         inboxes = {source: Inbox(c.fileno()) for source, c in inbox_connections.items()}
         outboxes = {dest: Outbox(c.fileno()) for dest, c in outbox_connections.items()}
 
         def on_control() -> None:
-            if control.poll():
+            while control.poll():
                 message = control.recv_bytes()  # EOFError: the coordinator is gone
-                raise SystemExit(f"worker {subtask} stopped by the coordinator: {message!r}")
+                command = _command(message) if checkpointer is not None else None
+                if command is None:
+                    raise SystemExit(f"worker {subtask} stopped by the coordinator: "
+                                     f"{message!r}")
+                kind, checkpoint_id = command
+                if kind == "trigger":
+                    graph.trigger_checkpoint(checkpoint_id)
+                elif kind == "complete":
+                    checkpointer.complete(checkpoint_id)
+                elif kind == "abort":
+                    checkpointer.abort(checkpoint_id)
+                elif kind == "finish":
+                    graph.release_end()
+
+        sources_reported = False
+
+        def every_turn() -> None:
+            nonlocal sources_reported
+            on_control()
+            checkpointer.poll()
+            if not sources_reported and graph.sources_finished():
+                sources_reported = True
+                send(control, ("sources_finished", subtask))
 
         runtime = SubtaskRuntime(graph, inboxes, outboxes, settings,
                                  lambda progress: send(control, ("progress", progress)),
-                                 control.fileno(), on_control)
+                                 control.fileno(), on_control,
+                                 every_turn=every_turn if checkpointer is not None else None)
         started = graph.start()
         try:
             runtime.run()
         finally:
-            close_all(started)
+            try:
+                close_all(started)
+            finally:
+                if checkpointer is not None:
+                    checkpointer.close()
         snapshots = []
         for operator in graph.operators.values():
             operator.metrics.counter(RECORDS_OUT).inc(operator.records_out)
@@ -81,6 +119,17 @@ def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
         send(control, ("error", _picklable(exc), traceback.format_exc()))
     finally:
         control.close()
+
+
+def _command(message: bytes) -> Any:
+    """A checkpoint command of the coordinator (``(kind, checkpoint id)``), or None."""
+    try:
+        command = pickle.loads(message)
+    except Exception:
+        return None
+    if isinstance(command, tuple) and len(command) == 2 and command[0] in COMMANDS:
+        return command
+    return None
 
 
 def _forward_warnings(control: Any) -> None:

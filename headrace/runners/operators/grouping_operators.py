@@ -10,6 +10,11 @@ counted (``dropped_late_elements``; those for a window whose trigger has
 finished in ``dropped_closed_window_elements``), in the ``headrace``
 namespace of the step's metrics.
 
+The runner chooses the backend (``--state_backend``, one per subtask and its key
+groups) with :meth:`_GroupingOperator.configure_keyed_state`; for checkpoints an
+operator's :meth:`~Operator.snapshot_state` holds its timers (and a fast path's
+tables), while the engine snapshots the backend itself (``keyed_backend``).
+
 For the common windowing (default trigger, non-merging windows, end-of-window
 timestamps) CombinePerKey runs a
 :class:`~headrace.runners.common.windowed_combine.WindowedCombineTable` instead,
@@ -18,7 +23,7 @@ column batches and pre-combined partial accumulators (``process_partials``).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.common.grouping import (
@@ -28,7 +33,7 @@ from headrace.runners.common.grouping import (
 )
 from headrace.runners.common.windowed_combine import WindowedCombineTable, supports
 from headrace.runners.operators.base import Operator
-from headrace.runners.state.base import TimerService
+from headrace.runners.state.base import KeyedStateBackend, TimerService
 from headrace.runners.state.memory import MemoryStateBackend
 from headrace.sdk.coders import encode_key
 from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
@@ -59,11 +64,55 @@ class _GroupingOperator(Operator):
     def __init__(self, label: str, windowing: Windowing) -> None:
         super().__init__(label, 1)
         self.windowing = windowing
-        self.backend = MemoryStateBackend()
+        self.backend: KeyedStateBackend = MemoryStateBackend()
         self.timers = TimerService()
         self.grouping = self.make_grouping()
         #: The grouping takes whole batches (``process``), not keyed tuples.
         self.columnar = isinstance(self.grouping, WindowedCombineTable)
+
+    @property
+    def keyed_backend(self) -> Optional[KeyedStateBackend]:
+        """The backend holding this operator's keyed state; None for the fast paths, which
+        keep it in their own tables (snapshotted by :meth:`snapshot_state`)."""
+        return self.backend if isinstance(self.grouping, TriggeredGrouping) else None
+
+    def configure_keyed_state(self, make_backend: Callable[[], KeyedStateBackend],
+                              key_groups: range, max_parallelism: int) -> None:
+        """Own ``key_groups`` and keep keyed state in the backend ``make_backend()`` returns
+        (called before any element; the fast paths, which need no backend, do not call it)."""
+        self.backend.close()
+        if isinstance(self.grouping, TriggeredGrouping):
+            self.backend = make_backend()
+            defer = self.grouping.defer_firing
+            self.grouping = TriggeredGrouping(self.windowing, self.make_aggregation(),
+                                              self.backend, self.timers)
+            self.grouping.defer_firing = defer
+        else:
+            self.backend = MemoryStateBackend(key_groups, max_parallelism)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        """The timers, and a fast path's tables (pickled now: they change in place)."""
+        grouping = self.grouping
+        tables = None if isinstance(grouping, TriggeredGrouping) else grouping.snapshot_tables()
+        return {"timers": self.timers.snapshot(), "tables": tables}
+
+    def restore_state(self, snapshots: List[Any]) -> None:
+        """Take the timers and table entries of this operator's key groups from
+        ``snapshots`` (any subtasks'), after the backend was restored."""
+        key_groups = self.backend.key_groups
+        max_parallelism = self.backend.max_parallelism
+        for snapshot in snapshots:
+            if snapshot is not None:
+                self.timers.restore(snapshot["timers"], key_groups, max_parallelism)
+        if isinstance(self.grouping, TriggeredGrouping):
+            self.grouping.rebuild_indexes()
+        else:
+            self.grouping.restore_tables([s["tables"] for s in snapshots
+                                          if s is not None and s["tables"] is not None],
+                                         key_groups, max_parallelism)
 
     def make_grouping(self) -> Any:
         return TriggeredGrouping(self.windowing, self.make_aggregation(), self.backend,
@@ -213,9 +262,12 @@ class CombinePerKeyOperator(_GroupingOperator):
         self.set_up = True
 
     def close(self) -> None:
-        if self.set_up:
-            self.set_up = False
-            self._guarded(self.combine_fn.teardown)
+        try:
+            if self.set_up:
+                self.set_up = False
+                self._guarded(self.combine_fn.teardown)
+        finally:
+            super().close()
 
     def _guarded(self, method: Any) -> None:
         with metrics_scope(self.metrics):

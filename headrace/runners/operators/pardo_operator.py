@@ -233,6 +233,26 @@ class ParDoOperator(Operator):
             _LOG.warning("%s: dropping outputs to TaggedOutput tag %r, which no transform reads "
                          "(declare and use it with .with_outputs(%r))", self.label, tag, tag)
 
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        """The side inputs received so far and the elements waiting for them (None when
+        the ParDo has no side inputs)."""
+        if not self.sides:
+            return None
+        return {"pushed_back": list(self.pushed_back),
+                "sides": [{window: list(values) for window, values in side.values.items()}
+                          for side in self.sides]}
+
+    def restore_state(self, snapshots: List[Any]) -> None:
+        """Every snapshot's waiting elements; the side inputs of the first (each subtask
+        received them whole)."""
+        snapshots = [s for s in snapshots if s is not None]
+        for snapshot in snapshots:
+            self.pushed_back.extend(snapshot["pushed_back"])
+        if snapshots:
+            for side, values in zip(self.sides, snapshots[0]["sides"]):
+                side.values = {window: list(v) for window, v in values.items()}
+                side._views.clear()
+
     def finish_bundle(self) -> None:
         """End the current bundle, if one is open (its outputs are emitted now)."""
         if self.in_bundle:

@@ -8,7 +8,7 @@ this reader opens the ones it owns (``assign_splits``) and has not seen.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.operators.base import Batch, Operator, to_windowed_values
@@ -22,8 +22,13 @@ from headrace.sdk.windowed_value import WindowedValue
 
 
 class _SplitState:
-    def __init__(self, reader: Any, strategy: Optional[WatermarkStrategy], now: int) -> None:
+    def __init__(self, reader: Any, strategy: Optional[WatermarkStrategy], now: int,
+                 index: Optional[int] = None, split_id: Optional[str] = None) -> None:
         self.reader = reader
+        #: Where the split is in ``source.split(parallelism)`` (None: discovered), and its id:
+        #: how a checkpoint names it.
+        self.index = index
+        self.split_id = split_id
         self.strategy = strategy
         self.generator = strategy.create_generator() if strategy is not None else None
         self.last_data = now
@@ -54,22 +59,100 @@ class ReadOperator(Operator):
         self._discovery_micros = int(interval * 1e6) if interval else None
         self._next_discovery = 0
         self._known_ids: set = set()
+        #: Split entries to resume from (``restore_state``), and the positions of the
+        #: checkpoints not yet known complete (``notify_checkpoint_complete``).
+        self._restored: Optional[List[Any]] = None
+        self._checkpoint_positions: Dict[int, List[Any]] = {}
 
     def open(self) -> None:
         """Open every split of the source (one reader for all of it)."""
-        self.open_splits(lambda: self.source.split(1))
+        self.open_splits()
 
-    def open_splits(self, make_splits: Callable[[], List[Any]]) -> None:
-        """Open the splits ``make_splits`` returns: this reader's share of the source."""
+    def open_splits(self, make_splits: Optional[Callable[[], List[Any]]] = None) -> None:
+        """Open this reader's share of the source (``assign_splits`` of
+        ``source.split(parallelism)``), or the splits ``make_splits`` returns; after
+        :meth:`restore_state`, the splits of the snapshots, at their positions."""
         try:
-            splits = make_splits()
-            self._known_ids = {split.split_id() for split in splits}
-            self.splits = [_SplitState(split.open(), self.strategy, self.clock.now())
-                           for split in splits]
+            if self._restored is not None:
+                self._open_restored(self._restored)
+            else:
+                if make_splits is None:
+                    every = self.source.split(self.parallelism)
+                    mine = {id(s) for s in assign_splits(every, self.subtask, self.parallelism)}
+                    indexed = [(i, s) for i, s in enumerate(every) if id(s) in mine]
+                else:
+                    indexed = list(enumerate(make_splits()))
+                self._known_ids = {split.split_id() for _, split in indexed}
+                self.splits = [_SplitState(split.open(), self.strategy, self.clock.now(), index,
+                                           split.split_id()) for index, split in indexed]
         except Exception as exc:
             reraise_with_label(exc, self.label)
         if self._discovery_micros is not None:
             self._next_discovery = self.clock.now() + self._discovery_micros
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        """Every split this reader has (discovered ones too): where it is, by its place in
+        ``source.split(parallelism)`` or its id, its position and whether it finished."""
+        entries = []
+        positions = []
+        try:
+            for split in self.splits:
+                position = None if split.finished else split.reader.position()
+                entries.append({"index": split.index, "id": split.split_id,
+                                "position": position, "finished": split.finished})
+                positions.append((split, position))
+        except Exception as exc:
+            reraise_with_label(exc, self.label)
+        self._checkpoint_positions[checkpoint_id] = positions
+        return {"parallelism": self.parallelism, "splits": entries}
+
+    def restore_state(self, snapshots: List[Any]) -> None:
+        """Read, from :meth:`open_splits` on, the splits of ``snapshots`` from their
+        positions (none when there are none: the splits are other subtasks')."""
+        self._restored = [entry for snapshot in snapshots if snapshot is not None
+                          for entry in ((snapshot["parallelism"], e) for e in snapshot["splits"])]
+
+    def _open_restored(self, entries: List[Any]) -> None:
+        by_parallelism: Dict[int, List[Any]] = {}
+        discovered: Optional[Dict[Any, Any]] = None
+        now = self.clock.now()
+        self.splits = []
+        for parallelism, entry in entries:
+            self._known_ids.add(entry["id"])
+            if entry["finished"]:
+                continue
+            if entry["index"] is not None:
+                every = by_parallelism.get(parallelism)
+                if every is None:
+                    every = by_parallelism[parallelism] = self.source.split(parallelism)
+                split = every[entry["index"]]
+            else:
+                if discovered is None:
+                    discovered = {s.split_id(): s for s in self.source.discover_splits()}
+                split = discovered.get(entry["id"])
+                if split is None:
+                    raise ValueError(f"split {entry['id']!r} of the checkpoint is gone from "
+                                     f"{self.source.display_name()}")
+            self.splits.append(_SplitState(split.open(entry["position"]), self.strategy, now,
+                                           entry["index"], entry["id"]))
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Tell each split's reader that the position it had at ``checkpoint_id`` is
+        durable (a Kafka reader commits it to its consumer group)."""
+        done = [n for n in self._checkpoint_positions if n <= checkpoint_id]
+        if not done:
+            return
+        positions = self._checkpoint_positions[max(done)]
+        for n in done:
+            del self._checkpoint_positions[n]
+        try:
+            for split, position in positions:
+                notify = getattr(split.reader, "notify_checkpoint_complete", None)
+                if notify is not None and not split.finished and position is not None:
+                    notify(position)
+        except Exception as exc:
+            reraise_with_label(exc, self.label)
 
     def _discover(self, now: int) -> None:
         """Open the splits that appeared since the last look and belong to this reader."""
@@ -80,7 +163,8 @@ class ReadOperator(Operator):
                 split_id = split.split_id()
                 if split_id is not None and split_id not in self._known_ids:
                     self._known_ids.add(split_id)
-                    self.splits.append(_SplitState(split.open(), self.strategy, now))
+                    self.splits.append(_SplitState(split.open(), self.strategy, now, None,
+                                                   split_id))
         except Exception as exc:
             reraise_with_label(exc, self.label)
 

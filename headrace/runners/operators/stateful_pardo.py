@@ -32,7 +32,7 @@ import heapq
 import itertools
 import time
 import warnings
-from typing import Any, Dict, Hashable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.common.timer_invoker import make_timer_invokers
@@ -46,7 +46,13 @@ from headrace.runners.operators.stateful_calls import (
     bind_process,
     bind_timer_callback,
 )
-from headrace.runners.state.base import EVENT_TIME, PROCESSING_TIME, Timer, TimerService
+from headrace.runners.state.base import (
+    EVENT_TIME,
+    PROCESSING_TIME,
+    Timer,
+    TimerService,
+    key_group_for,
+)
 from headrace.runners.state.memory import MemoryStateBackend
 from headrace.sdk.coders import decode_key, encode_key
 from headrace.sdk.coders.keys import ENCODING_CONSISTENT_KEY_TYPES
@@ -143,13 +149,16 @@ class StatefulParDoOperator(ParDoOperator):
         try:
             super().close()
         finally:
-            if self._states_set_up:
-                self._states_set_up = False
-                with metrics_scope(self.metrics):
-                    try:
-                        self.states.teardown()
-                    except Exception as exc:
-                        reraise_with_label(exc, self.label)
+            try:
+                if self._states_set_up:
+                    self._states_set_up = False
+                    with metrics_scope(self.metrics):
+                        try:
+                            self.states.teardown()
+                        except Exception as exc:
+                            reraise_with_label(exc, self.label)
+            finally:
+                self.backend.close()
 
     def now(self) -> int:
         """Processing time, int micros: the runner's clock, or the wall clock without one."""
@@ -381,6 +390,56 @@ class StatefulParDoOperator(ParDoOperator):
                 keys = self._live.get(window)
                 if keys is not None:
                     keys.pop(encoded, None)  # nothing left to expire for this key
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    @property
+    def keyed_backend(self) -> Any:
+        """The backend of this operator's user state (the engine snapshots it)."""
+        return self.backend
+
+    def configure_keyed_state(self, make_backend: Callable[[], Any], key_groups: range,
+                              max_parallelism: int) -> None:
+        """Keep user state in the backend ``make_backend()`` returns (before any element)."""
+        self.backend.close()
+        self.backend = make_backend()
+        self.states.backend = self.backend
+
+    def snapshot_state(self, checkpoint_id: int) -> Any:
+        """Timers and the in-memory indexes that the backend does not hold (which keys
+        and windows are live, explicit output holds, TTL expiries), plus the side inputs."""
+        return {"timers": self.timers.snapshot(),
+                "live": {window: dict(keys) for window, keys in self._live.items()},
+                "holds": dict(self._holds), "ttl": dict(self._ttl_scheduled),
+                "advanced_to": self._advanced_to, "pardo": super().snapshot_state(checkpoint_id)}
+
+    def restore_state(self, snapshots: List[Any]) -> None:
+        """Take this subtask's key groups from ``snapshots`` (any subtasks'), after the
+        backend was restored; re-derive the expiry, timer and TTL indexes."""
+        key_groups, max_parallelism = self.backend.key_groups, self.backend.max_parallelism
+
+        def mine(encoded: bytes) -> bool:
+            return key_group_for(encoded, max_parallelism) in key_groups
+
+        snapshots = [s for s in snapshots if s is not None]
+        for snapshot in snapshots:
+            self.timers.restore(snapshot["timers"], key_groups, max_parallelism)
+            for window, keys in snapshot["live"].items():
+                kept = {encoded: key for encoded, key in keys.items() if mine(encoded)}
+                if kept:
+                    live = self._live.get(window)
+                    (live if live is not None else self._new_live_window(window)).update(kept)
+            self._holds.update((identity, stamp) for identity, stamp
+                               in snapshot["holds"].items() if mine(identity[0]))
+            for (encoded, window), expiry in snapshot["ttl"].items():
+                if mine(encoded):
+                    self._ttl_scheduled[(encoded, window)] = expiry
+                    heapq.heappush(self._ttl_queue, (expiry, next(self._sequence), encoded,
+                                                     window))
+            self._advanced_to = max(self._advanced_to, snapshot["advanced_to"])
+        for timer in self.timers.pending():
+            self._timer_index.setdefault((timer.key, timer.namespace), set()).add(
+                (timer.family, timer.tag))
+        super().restore_state([s["pardo"] for s in snapshots])
 
     # -- time -----------------------------------------------------------------------------------
     def advance(self, watermark: int) -> None:

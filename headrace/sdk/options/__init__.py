@@ -353,4 +353,5 @@ from headrace.sdk.options.groups import (
     SetupOptions,
     StandardOptions,
 )
+from headrace.sdk.options.recovery import RecoveryOptions
 from headrace.sdk.options.state import StateBackendOptions

@@ -37,6 +37,24 @@ _KIND_BYTES = {StateKind.VALUE: VALUE, StateKind.BAG: BAG, StateKind.MAP: MAP}
 _NAMESPACE_CACHE_LIMIT = 4096
 
 
+#: The process that opened RocksDB first. RocksDB's background threads (flushes) do not
+#: survive ``fork()``: a forked child of a process that used it hangs at its first flush.
+_OPENED_IN_PID: Optional[int] = None
+
+
+def _check_fork_safe() -> None:
+    global _OPENED_IN_PID
+    if _OPENED_IN_PID is None:
+        _OPENED_IN_PID = os.getpid()
+    elif _OPENED_IN_PID != os.getpid():
+        raise RuntimeError(
+            "--state_backend=rocksdb in a process forked from one that had already used "
+            "RocksDB (e.g. a direct-runner job with RocksDB state, then a multiprocess job "
+            "in the same program): RocksDB's background threads do not survive fork(), so "
+            "it would hang. Run the multiprocess job from a process that has not used "
+            "RocksDB.")
+
+
 def _db_options() -> Options:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
@@ -60,6 +78,7 @@ class RocksDBStateBackend(KeyedStateBackend):
                  max_parallelism: int = DEFAULT_MAX_PARALLELISM,
                  state_dir: Optional[str] = None, name: str = "state",
                  base: Optional[RocksDBSnapshot] = None) -> None:
+        _check_fork_safe()
         self.max_parallelism = max_parallelism
         self.key_groups = key_groups if key_groups is not None else range(max_parallelism)
         if state_dir is not None:
