@@ -1,5 +1,6 @@
 """The ``headrace`` command line: ``headrace runners``, ``headrace version``,
-``headrace checkpoints list|show PATH``, ``headrace savepoint CHECKPOINT_DIR TARGET`` and
+``headrace checkpoints list|show PATH``, ``headrace savepoint CHECKPOINT_DIR TARGET``,
+``headrace stop PID`` (stop-with-savepoint) and
 ``headrace kafka-dev`` (a local Kafka broker, :mod:`headrace.io.kafka.cli`)."""
 from __future__ import annotations
 
@@ -24,12 +25,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands.add_parser("runners", help="list the runners that --runner accepts")
     cli_checkpoints.add_parser(commands)
     cli_savepoint.add_parser(commands)
+    cli_savepoint.add_stop_parser(commands)
     kafka_cli.add_command(commands)
     args = parser.parse_args(argv)
     if args.command == "checkpoints":
         return cli_checkpoints.main(args)
     if args.command == "savepoint":
         return cli_savepoint.main(args)
+    if args.command == "stop":
+        return cli_savepoint.stop(args)
     if args.command == kafka_cli.COMMAND:
         return kafka_cli.run(args)
     if args.command == "version":

@@ -1,6 +1,8 @@
 """``headrace savepoint CHECKPOINT_DIR TARGET [--id N]``: copy a complete checkpoint of a job
 (running or stopped) into ``TARGET`` as a self-contained savepoint, the portable form a job
 is restored from with ``--from_checkpoint TARGET/chk-N``, at any ``--parallelism``.
+``headrace stop PID``: stop-with-savepoint of a job run with ``--savepoint_dir`` (it takes
+SIGUSR1 as the request), waiting until its driver process has ended.
 
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as root:
@@ -24,6 +26,42 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("target", help="where savepoints go (local path or s3://); the "
                                        "savepoint is TARGET/chk-N")
     parser.add_argument("--id", type=int, default=None, help="checkpoint id (default: latest)")
+
+
+def add_stop_parser(commands: Any) -> None:
+    """Declare ``stop`` on the ``headrace`` parser."""
+    parser = commands.add_parser(
+        "stop", help="stop a job run with --savepoint_dir, writing a savepoint first")
+    parser.add_argument("pid", type=int, help="the job's driver process")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait for the job to end (default 120)")
+
+
+def stop(args: argparse.Namespace, err: Optional[TextIO] = None) -> int:
+    """Send the stop request to ``args.pid`` and wait for it to end; 1 when it is not
+    running or does not end in time."""
+    import os
+    import signal
+    import time
+
+    err = err or sys.stderr
+    try:
+        os.kill(args.pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        print(f"headrace stop: no process {args.pid}", file=err)
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{args.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return 0
+        except OSError:
+            return 0
+        time.sleep(0.05)
+    print(f"headrace stop: process {args.pid} did not end within {args.timeout:g} s (was it "
+          "run with --savepoint_dir and --checkpoint_interval?)", file=err)
+    return 1
 
 
 def run(argv: List[str]) -> int:

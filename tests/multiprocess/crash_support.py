@@ -69,11 +69,11 @@ class CrashJob:
                  parallelism: int = 2, state_backend: str = "memory",
                  checkpoint_dir: Optional[str] = None, interval: float = 0.2,
                  pause_at: Sequence[str] = (), pause_seconds: float = 1.0,
-                 extra_argv: Sequence[str] = ()) -> None:
+                 extra_argv: Sequence[str] = (), output: Optional[str] = None) -> None:
         self.marker = f"headrace-crash-test-{uuid.uuid4().hex}"
         self.parallelism = parallelism
         self.workdir = workdir
-        self.output = str(workdir / "out")
+        self.output = output or str(workdir / "out")
         self.pause_dir = workdir / "pauses"
         self.pause_dir.mkdir(parents=True, exist_ok=True)
         argv = ["--runner=multiprocess", f"--parallelism={parallelism}", "--quiet",
@@ -88,7 +88,7 @@ class CrashJob:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
         if pause_at:
-            env.update(HEADRACE_TEST_PAUSE_AT=",".join(pause_at),
+            env.update(HEADRACE_TEST_PAUSE_AT=",".join(pause_at), HEADRACE_TEST_PAUSE_EVERY="3",
                        HEADRACE_TEST_PAUSE_DIR=str(self.pause_dir),
                        HEADRACE_TEST_PAUSE_SECONDS=str(pause_seconds))
         self.log = open(workdir / "driver.log", "wb")
@@ -167,26 +167,27 @@ def published_lines(output: str) -> List[bytes]:
 
 def kill_randomly(job: CrashJob, kills: int, rng: random.Random, *, min_gap: float,
                   max_gap: float, pause_points: bool, deadline: float) -> Dict[str, int]:
-    """SIGKILL a random worker of ``job`` ``kills`` times, waiting a random gap (after the
-    restarted workers are up) between kills; with ``pause_points``, every other kill
-    happens at a named checkpoint point a process announced. Returns kills by kind."""
+    """SIGKILL a random worker of ``job`` ``kills`` times, each a random gap after a full set
+    of workers is up (so that the restarted job runs and checkpoints a while); with
+    ``pause_points``, every other kill happens where a process announced that it paused at
+    a named checkpoint point (announced after that gap). Returns kills by kind."""
     done: Dict[str, int] = {}
-    seen_pauses: set = set()
     while sum(done.values()) < kills and job.running() and time.monotonic() < deadline:
         workers = job.workers()
         if len(workers) < job.parallelism:
             time.sleep(0.02)
             continue
-        at_point = pause_points and sum(done.values()) % 2 == 1
-        if at_point:
-            announced = _new_pause(job, seen_pauses, deadline=time.monotonic() + max_gap * 4)
+        gap = rng.uniform(min_gap, max_gap)
+        if pause_points and sum(done.values()) % 2 == 1:
+            announced = _pause_after(job, time.time() + gap, deadline, rng)
             if announced is None:
                 continue
             point, pid = announced
-            victim = pid if pid in workers else rng.choice(workers)
+            workers = job.workers()
+            victim = pid if pid in workers else rng.choice(workers or [pid])
             kind = f"at {point}"
         else:
-            time.sleep(rng.uniform(min_gap, max_gap))
+            time.sleep(gap)
             workers = job.workers()
             if len(workers) < job.parallelism:
                 continue
@@ -200,12 +201,24 @@ def kill_randomly(job: CrashJob, kills: int, rng: random.Random, *, min_gap: flo
     return done
 
 
-def _new_pause(job: CrashJob, seen: set, deadline: float) -> Optional[tuple]:
+def _pause_after(job: CrashJob, since: float, deadline: float,
+                 rng: random.Random) -> Optional[tuple]:
+    """A pause announced at or after ``since`` (wall clock), chosen at random among those
+    announced together: (point, pid)."""
     while time.monotonic() < deadline and job.running():
-        for name in sorted(os.listdir(job.pause_dir)):
-            if name not in seen:
-                seen.add(name)
-                point, pid, _ = name.split(".")
+        if time.time() >= since:
+            fresh = []
+            for name in sorted(os.listdir(job.pause_dir)):
+                path = job.pause_dir / name
+                try:
+                    announced = path.stat().st_mtime
+                    path.unlink()
+                except OSError:
+                    continue
+                if announced >= since:
+                    fresh.append(name)
+            if fresh:
+                point, pid, _ = rng.choice(fresh).split(".")
                 return point, int(pid)
         time.sleep(0.01)
     return None

@@ -27,6 +27,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from headrace.runners.engine.crash_points import crash_point
 from headrace.runners.engine.snapshots import KEYED_STATE_DIR, OPERATOR_STATE_FILE, operator_id
 from headrace.runners.operators.base import Operator
 from headrace.runners.operators.pardo_operator import ParDoOperator
@@ -83,6 +84,7 @@ class SubtaskCheckpointer:
         position = _position(state) if isinstance(operator, ReadOperator) else None
         pending.sync_seconds += time.perf_counter() - started
         pending.snapshotted += 1
+        crash_point("after-snapshot", checkpoint_id)
         op_id = operator_id(node)
         if blob is None and keyed is None:
             future: Future = Future()
@@ -176,6 +178,7 @@ def _upload(storage: CheckpointStorage, checkpoint_id: int, op_id: str, subtask:
             private[f"{KEYED_STATE_DIR}/{MANIFEST}"] = os.path.join(directory, MANIFEST)
             info = {"keyed_format": keyed.format,
                     "key_groups": [keyed.key_groups.start, keyed.key_groups.stop]}
+        crash_point("during-upload", checkpoint_id)
         return storage.upload_task_state(checkpoint_id, op_id, subtask, shared_files=shared,
                                          private_files=private, previous=previous,
                                          position=position, info=info).result()

@@ -29,6 +29,7 @@ True
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 import shutil
 import tempfile
@@ -166,6 +167,7 @@ class LoadedCheckpoint:
     metadata: CheckpointMetadata
     directory: Path
     task_dirs: Dict[Tuple[str, int], Path]
+    location: str = ""
 
     def task_dir(self, handle: TaskStateHandle) -> Path:
         return self.task_dirs[(handle.operator_id, handle.subtask_index)]
@@ -175,12 +177,13 @@ class LoadedCheckpoint:
 
 
 def load_checkpoint(storage: CheckpointStorage, checkpoint_id: Optional[int] = None, *,
-                    target: Optional[str] = None, log: Any = LOG) -> Optional[LoadedCheckpoint]:
-    """Download checkpoint ``checkpoint_id`` (None: the newest complete one), checking
-    every file; when a file is missing or corrupt, log it and try the previous complete
-    checkpoint. None when storage holds no complete checkpoint at or below the id.
-    A checkpoint named explicitly that is corrupt is an error (no silent substitute)."""
-    ids = sorted(storage.checkpoint_ids(), reverse=True)
+                    target: Optional[str] = None, min_id: int = 0,
+                    log: Any = LOG) -> Optional[LoadedCheckpoint]:
+    """Download checkpoint ``checkpoint_id`` (None: the newest complete one from ``min_id``
+    on), checking every file; when a file is missing or corrupt, log it and try the
+    previous complete checkpoint. None when there is none left to try. A checkpoint
+    named explicitly that is corrupt is an error (no silent substitute)."""
+    ids = sorted((n for n in storage.checkpoint_ids() if n >= min_id), reverse=True)
     if checkpoint_id is not None:
         if checkpoint_id not in ids:
             raise CheckpointNotFoundError(
@@ -196,7 +199,8 @@ def load_checkpoint(storage: CheckpointStorage, checkpoint_id: Optional[int] = N
                 task_dir = directory / f"{len(task_dirs)}"
                 storage.download_task_state(handle, task_dir)
                 task_dirs[(handle.operator_id, handle.subtask_index)] = task_dir
-            return LoadedCheckpoint(metadata, directory, task_dirs)
+            return LoadedCheckpoint(metadata, directory, task_dirs,
+                                    f"{storage.url.rstrip('/')}/chk-{n}")
         except CheckpointStorageError as exc:
             shutil.rmtree(directory, ignore_errors=True)
             if checkpoint_id is not None:
@@ -207,3 +211,110 @@ def load_checkpoint(storage: CheckpointStorage, checkpoint_id: Optional[int] = N
                       else "no older complete checkpoint is left")
     return None
 
+
+
+# ------------------------------------------------------------------ what an attempt starts from
+
+
+def keyed_operator_ids(plan: Any) -> Dict[str, bool]:
+    """Every operator id of ``plan``, and whether its input is a key exchange (its state
+    is keyed: restored by key group)."""
+    from headrace.runners.engine.plan import KEYED
+    from headrace.runners.engine.snapshots import operator_id
+
+    return {operator_id(node): any(edge.partitioning == KEYED for edge in node.inputs)
+            for node in plan.nodes}
+
+
+def restored_states(loaded: LoadedCheckpoint, plan: RestorePlan) -> List[Any]:
+    """The ``RestoredState`` of every new subtask: the unpickled operator snapshots and the
+    keyed snapshot directories :class:`RestorePlan` gives it."""
+    from headrace.runners.engine.snapshots import (
+        KEYED_STATE_DIR,
+        OPERATOR_STATE_FILE,
+        RestoredState,
+    )
+
+    keyed_prefix = KEYED_STATE_DIR + "/"
+    states = []
+    for subtask in range(plan.parallelism):
+        state = RestoredState()
+        for op, is_keyed in plan.keyed.items():
+            snapshots = [pickle.loads((loaded.task_dir(h) / OPERATOR_STATE_FILE).read_bytes())
+                         for h in plan.operator_handles(op, subtask)
+                         if OPERATOR_STATE_FILE in h.files]
+            if snapshots:
+                state.operators[op] = snapshots
+            if is_keyed:
+                dirs = [str(loaded.task_dir(h) / KEYED_STATE_DIR)
+                        for h in plan.keyed_handles(op, subtask)
+                        if any(name.startswith(keyed_prefix) for name in h.files)]
+                if dirs:
+                    state.keyed[op] = dirs
+        states.append(state)
+    return states
+
+
+class JobRecovery:
+    """What each attempt of a job starts from: the first, ``--from_checkpoint`` (or
+    nothing); a restart, the newest complete checkpoint this run took in
+    ``--checkpoint_dir`` (or, if it took none yet, what the first attempt started from).
+
+    Checkpoints in ``--checkpoint_dir`` older than this run (a directory reused) are
+    never restored by a restart: ids below the first this run can take are ignored.
+    """
+
+    def __init__(self, plan: Any, options: Any, log: Any = LOG) -> None:
+        from headrace.sdk.options import CheckpointingOptions, RecoveryOptions
+
+        view = options.view_as(RecoveryOptions)
+        self.plan = plan
+        self.from_checkpoint: Optional[str] = view.from_checkpoint
+        self.allow_non_restored_state = bool(view.allow_non_restored_state)
+        self.checkpoint_dir = options.view_as(CheckpointingOptions).checkpoint_dir
+        self.log = log
+        self.keyed = keyed_operator_ids(plan)
+        self._floor: Optional[int] = None
+        self._loaded: Optional[LoadedCheckpoint] = None
+
+    def prepare(self, attempt: int) -> Optional[Tuple[Dict[int, Any], Dict[int, Dict[str, Any]]]]:
+        """Download and plan the restore of attempt ``attempt`` (0 is the first run): per
+        new subtask its ``RestoredState`` and, when the checkpoint is the job's own at the
+        same parallelism, its previous handles by operator id (so that the next upload
+        references the files restored from); None to start empty."""
+        self.cleanup()
+        if self._floor is None and self.checkpoint_dir:
+            with open_checkpoint_storage(self.checkpoint_dir) as storage:
+                self._floor = storage.next_checkpoint_id()
+        loaded, own = None, False
+        if attempt > 0 and self.checkpoint_dir:
+            with open_checkpoint_storage(self.checkpoint_dir, read_only=True) as storage:
+                loaded = load_checkpoint(storage, min_id=self._floor or 0, log=self.log)
+            own = loaded is not None
+        if loaded is None and self.from_checkpoint:
+            storage, checkpoint_id = open_restore_source(self.from_checkpoint)
+            with storage:
+                loaded = load_checkpoint(storage, checkpoint_id, log=self.log)
+            if loaded is None:
+                raise RestoreError(f"--from_checkpoint {self.from_checkpoint}: no complete "
+                                   "checkpoint or savepoint there")
+        if loaded is None:
+            return None
+        self._loaded = loaded
+        plan = RestorePlan(loaded.metadata, self.keyed, self.plan.parallelism,
+                           self.plan.max_parallelism, self.allow_non_restored_state, self.log)
+        self.log.info("restoring %s %d from %s at parallelism %d (taken at parallelism %d)",
+                      loaded.metadata.kind, loaded.metadata.checkpoint_id, loaded.location,
+                      plan.parallelism, plan.old_parallelism)
+        states = restored_states(loaded, plan)
+        previous: Dict[int, Dict[str, Any]] = {}
+        if own and plan.old_parallelism == plan.parallelism:
+            for handle in loaded.metadata.tasks:
+                previous.setdefault(handle.subtask_index, {})[handle.operator_id] = handle
+        return dict(enumerate(states)), previous
+
+    def cleanup(self) -> None:
+        """Delete the local copy of the last restored checkpoint."""
+        if self._loaded is not None:
+            self._loaded.cleanup()
+            self._loaded = None

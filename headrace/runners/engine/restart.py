@@ -25,7 +25,12 @@ import random
 import time
 from typing import Any, Callable, Optional, TypeVar
 
-from headrace.sdk.options import CheckpointingOptions, PipelineOptions, RecoveryOptions
+from headrace.sdk.options import (
+    CheckpointingOptions,
+    OptionsError,
+    PipelineOptions,
+    RecoveryOptions,
+)
 
 LOG = logging.getLogger("headrace.restart")
 T = TypeVar("T")
@@ -160,6 +165,22 @@ def restart_strategy_from_options(options: Optional[PipelineOptions]) -> Restart
             view.restart_backoff_multiplier, view.restart_reset_backoff_threshold,
             view.restart_jitter, view.restart_attempts)
     return NoRestartStrategy()
+
+
+def is_recoverable(exc: BaseException) -> bool:
+    """Whether a restart can cure ``exc``: a task's or a worker's failure can, a bad option,
+    unusable checkpoint storage or a checkpoint that does not fit the job cannot (and a
+    stop on request is no failure).
+
+    >>> is_recoverable(RuntimeError("worker 1 died")), is_recoverable(OptionsError("--x"))
+    (True, False)
+    """
+    from headrace.runners.engine.recovery import RestoreError
+    from headrace.runners.engine.stop import JobStopped
+    from headrace.runners.state.checkpoint_storage import CheckpointStorageConfigError
+
+    return not isinstance(exc, (OptionsError, RestoreError, CheckpointStorageConfigError,
+                                JobStopped))
 
 
 def run_with_restarts(attempt: Callable[[int], T], strategy: RestartStrategy, *,

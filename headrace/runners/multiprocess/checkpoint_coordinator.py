@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+from headrace.runners.engine.crash_points import crash_point
 from headrace.runners.state.checkpoint_storage import CheckpointMetadata, CheckpointStorage
 from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName, MetricsContainer
 
@@ -180,6 +181,7 @@ class CheckpointCoordinator:
                                 metadata.total_size, metadata.incremental_size, flight.final)
         self.completed.append(stats)
         self._record(stats)
+        crash_point("after-commit", flight.checkpoint_id)
         self._broadcast(("complete", flight.checkpoint_id))
         if flight.final:
             self.finished = True

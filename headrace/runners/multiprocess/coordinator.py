@@ -61,6 +61,8 @@ class Coordinator:
         #: The checkpoint coordinator while the job runs with checkpoints (else None).
         self.checkpoints: Optional[CheckpointCoordinator] = None
         self._controls: List[Any] = []
+        #: Stop-with-savepoint (``engine/stop.py``), checked every turn when set.
+        self.stop_request: Any = None
         self.streaming = streaming
         self.settings = settings
         self.display = display
@@ -142,6 +144,8 @@ class Coordinator:
                         self._fail_dead_worker(subtask)
             if checkpoints is not None:
                 checkpoints.tick()
+            if self.stop_request is not None:
+                self.stop_request.check(checkpoints)
             self._show_progress()
         return [snapshot for subtask in sorted(snapshots) for snapshot in snapshots[subtask]]
 
@@ -194,8 +198,8 @@ class Coordinator:
         how = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
                else f"exit code {code}")
         return (f"headrace worker {subtask} of {len(self.processes)} (pid {process.pid}) died "
-                f"unexpectedly ({how}); the job failed. Restarting from a checkpoint is not "
-                "implemented yet.")
+                f"unexpectedly ({how}); the job failed (--restart_strategy decides whether it "
+                "restarts from its latest checkpoint).")
 
     def stop(self) -> None:
         """End every worker still running: SIGTERM, then SIGKILL after a grace period."""

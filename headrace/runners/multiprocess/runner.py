@@ -16,8 +16,14 @@ from __future__ import annotations
 from typing import Any, List, Optional, Tuple
 
 from headrace.runners.engine.plan import PhysicalPlan
-from headrace.runners.engine.restart import restart_strategy_from_options, run_with_restarts
+from headrace.runners.engine.recovery import JobRecovery
+from headrace.runners.engine.restart import (
+    is_recoverable,
+    restart_strategy_from_options,
+    run_with_restarts,
+)
 from headrace.runners.engine.snapshots import JobStart
+from headrace.runners.engine.stop import JobStopped, stop_with_savepoint
 from headrace.runners.multiprocess.checkpoint_coordinator import CheckpointSettings
 from headrace.runners.multiprocess.coordinator import Coordinator
 from headrace.runners.multiprocess.options import MultiprocessOptions
@@ -74,13 +80,28 @@ class MultiprocessRunner(PipelineRunner):
         streaming = (bool(options.view_as(StandardOptions).streaming) or plan.is_unbounded()
                      or plan.has_test_stream())
         exchange = options.view_as(MultiprocessOptions).exchange_settings()
+        recovery = JobRecovery(plan, options)
+        stop_request = stop_with_savepoint(options)
 
         def attempt(number: int) -> List[Any]:
             settings, start = checkpoint_settings(options, plan)
+            restore = recovery.prepare(number)
+            if restore is not None:
+                start.restored, start.previous = restore
             display = ProgressDisplay(enabled=False if headrace_options.quiet else None)
-            return Coordinator(plan, streaming, exchange, display, options, start, settings,
-                               headrace_options.job_name or "").run()
+            coordinator = Coordinator(plan, streaming, exchange, display, options, start,
+                                      settings, headrace_options.job_name or "")
+            coordinator.stop_request = stop_request
+            return coordinator.run()
 
-        snapshots = run_with_restarts(attempt, restart_strategy_from_options(options))
+        try:
+            snapshots = run_with_restarts(attempt, restart_strategy_from_options(options),
+                                          is_recoverable=is_recoverable)
+        except JobStopped:
+            return FinishedPipelineResult(PipelineState.STOPPED, merge_snapshots([]))
+        finally:
+            recovery.cleanup()
+            if stop_request is not None:
+                stop_request.uninstall()
         return FinishedPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
 

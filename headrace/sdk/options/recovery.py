@@ -7,6 +7,7 @@ Unset, it is ``fixed-delay`` with unlimited attempts when the job takes checkpoi
 ``--from_checkpoint`` restores a stopped job from a ``chk-N`` directory, a savepoint or
 a checkpoint root (its latest complete checkpoint); ``--allow_non_restored_state`` lets
 state of operators the new job lacks be skipped instead of failing the restore.
+``--savepoint_dir`` is where stop-with-savepoint writes.
 
 >>> from headrace.sdk.options import PipelineOptions
 >>> view = PipelineOptions(["--restart_strategy=FixedDelay", "--restart_attempts=3"]
@@ -128,6 +129,11 @@ class RecoveryOptions(PipelineOptions):
                             help="Restore the job from a checkpoint: a chk-N directory, a "
                                  "savepoint, or a --checkpoint_dir (its latest complete "
                                  "checkpoint); local path or s3://.")
+        parser.add_argument("--savepoint_dir", default=None,
+                            help="Where stop-with-savepoint writes (local path or s3://): "
+                                 "SIGUSR1 to the driver (headrace stop PID) stops the job "
+                                 "after copying its next complete checkpoint there. Needs "
+                                 "--checkpoint_interval.")
         parser.add_argument("--allow_non_restored_state", default=False, action="store_true",
                             help="With --from_checkpoint: skip state of operators the job no "
                                  "longer has instead of failing.")
