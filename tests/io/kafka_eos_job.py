@@ -23,7 +23,26 @@ class CountPerKey(beam.DoFn):
         yield kv[0], {"i": kv[1], "n": n}
 
 
+def pause_around_kafka_commits():
+    """Crash points in the committer (test-only, through the engine's crash-point hook):
+    ``kafka-before-commit`` before a live transaction commits, ``kafka-after-commit`` once
+    it and its /done record are written."""
+    from headrace.io.kafka import transactional
+    from headrace.runners.engine.crash_points import crash_point
+
+    commit_live = transactional.KafkaCommitter._commit_live
+
+    def paused(self, pool, tid, epoch):
+        crash_point("kafka-before-commit", epoch.epoch)
+        commit_live(self, pool, tid, epoch)
+        crash_point("kafka-after-commit", epoch.epoch)
+
+    transactional.KafkaCommitter._commit_live = paused
+
+
 def main(config):
+    if config.get("sink_points"):
+        pause_around_kafka_commits()  # the forked workers inherit it
     with beam.Pipeline(argv=config["argv"]) as p:
         (p | "Read" >> ReadFromKafka(config["bootstrap"], config["input"],
                                      key_deserializer="str", value_deserializer="json",

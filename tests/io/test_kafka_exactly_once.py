@@ -15,6 +15,7 @@ import time
 import uuid
 
 import pytest
+from eos_checks import committed_once
 
 from headrace.testing import read_committed as rc
 
@@ -70,18 +71,10 @@ def run_to_completion(bootstrap, topic, prefix, state_dir, total, every):
 
 
 def assert_exactly_once(bootstrap, topic, total, partitions):
-    committed, aborted = [], []
-    for partition in range(partitions):
-        log = rc.read_partition(bootstrap, topic, partition)
-        assert not log.invisible, f"open transactions left in partition {partition}"
-        committed += [json.loads(r.value) for r in log.committed]
-        aborted += [json.loads(r.value) for r in log.aborted]
-    duplicates = sorted({v for v in committed if committed.count(v) > 1})
-    missing = sorted(set(range(total)) - set(committed))
-    assert not duplicates and not missing, (f"duplicates {duplicates[:20]}, missing "
-                                            f"{missing[:20]}")
-    assert len(committed) == total
-    return aborted
+    """Every record once (see eos_checks); returns the values of aborted records."""
+    committed_once(bootstrap, topic, partitions, range(total), lambda r: json.loads(r.value))
+    return [json.loads(r.value) for p in range(partitions)
+            for r in rc.read_partition(bootstrap, topic, p).aborted]
 
 
 @pytest.fixture

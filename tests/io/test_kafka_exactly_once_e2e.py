@@ -5,8 +5,9 @@ restarts from its latest checkpoint each time and must end with every input reco
 output exactly once, as the read_committed oracle (which reads the raw log) sees it, and
 per-key counts that agree with the restored state (each key's counts 1..n, once each).
 
-The default suite runs one fast case; ``-m kafka_chaos`` (``tox -e kafka-chaos``) the long
-one with at least ten kills."""
+The default suite runs one fast case (two kills); ``-m kafka_chaos`` (``tox -e kafka-chaos``)
+adds a kill in each window of the protocol (crash points of the engine, and around the
+sink's commit) and the long run with at least ten kills."""
 import collections
 import json
 import os
@@ -18,8 +19,7 @@ import threading
 import time
 
 import pytest
-
-from headrace.testing import read_committed as rc
+from eos_checks import committed_once
 
 pytest.importorskip("confluent_kafka")
 pytest.importorskip("rocksdict")
@@ -33,11 +33,12 @@ KEYS = 50
 class Job:
     """The job's driver in its own session; its workers are the driver's children."""
 
-    def __init__(self, workdir, config, parallelism):
+    def __init__(self, workdir, config, parallelism, env=None):
         self.parallelism = parallelism
         self.log_path = workdir / "driver.log"
         self.log = open(self.log_path, "wb")
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   **(env or {}))
         self.process = subprocess.Popen([sys.executable, JOB, json.dumps(config)],
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
@@ -121,12 +122,28 @@ def _feed(bootstrap, topic, records, rate, stop):
     producer.flush(30)
 
 
-def _run(kafka_bootstrap, kafka_topic, tmp_path, *, records, kills, rate, seed, timeout):
+def _kill_at_point(job, point, pause_dir, deadline):
+    """SIGKILL a worker once a process announced ``point`` for a checkpoint >= 2: the
+    announcing worker itself, or a random one when the coordinator announced it."""
+    while job.process.poll() is None and time.monotonic() < deadline:
+        for name in os.listdir(pause_dir):
+            _, pid, checkpoint = name.split(".")
+            if int(checkpoint) >= 2:
+                workers = job.workers()
+                victim = int(pid) if int(pid) in workers else workers[0]
+                os.kill(victim, signal.SIGKILL)
+                return 1
+        time.sleep(0.01)
+    return 0
+
+
+def _run(kafka_bootstrap, kafka_topic, tmp_path, *, records, kills, rate, seed, timeout,
+         point=None):
     source, sink = kafka_topic(4, "e2e-in"), kafka_topic(3, "e2e-out")
     records -= records % 4
     parallelism = 2
     config = {"bootstrap": kafka_bootstrap, "input": source, "output": sink,
-              "per_partition": records // 4,
+              "per_partition": records // 4, "sink_points": bool(point),
               "argv": ["--runner=multiprocess", f"--parallelism={parallelism}", "--quiet",
                        "--state_backend=rocksdb", f"--state_dir={tmp_path / 'state'}",
                        f"--checkpoint_dir={tmp_path / 'checkpoints'}",
@@ -135,12 +152,19 @@ def _run(kafka_bootstrap, kafka_topic, tmp_path, *, records, kills, rate, seed, 
     stop = threading.Event()
     feeder = threading.Thread(target=_feed, args=(kafka_bootstrap, source, records, rate, stop),
                               daemon=True)
-    job = Job(tmp_path, config, parallelism)
+    pause_dir = tmp_path / "pauses"
+    pause_dir.mkdir()
+    env = {"HEADRACE_TEST_PAUSE_AT": point, "HEADRACE_TEST_PAUSE_DIR": str(pause_dir),
+           "HEADRACE_TEST_PAUSE_EVERY": "2", "HEADRACE_TEST_PAUSE_SECONDS": "1"} if point else {}
+    job = Job(tmp_path, config, parallelism, env)
     feeder.start()
     try:
         deadline = time.monotonic() + timeout
-        done = _kill_workers(job, kills, random.Random(seed), deadline,
-                             str(tmp_path / "checkpoints"))
+        if point:
+            done = _kill_at_point(job, point, pause_dir, deadline)
+        else:
+            done = _kill_workers(job, kills, random.Random(seed), deadline,
+                                 str(tmp_path / "checkpoints"))
         code = job.process.wait(max(1.0, deadline - time.monotonic()))
         log = job.text()
         assert code == 0, log[-4000:]
@@ -155,30 +179,33 @@ def _run(kafka_bootstrap, kafka_topic, tmp_path, *, records, kills, rate, seed, 
         job.close()
         feeder.join(30)
 
-    committed, aborted = [], 0
-    for partition in range(3):
-        log = rc.read_partition(kafka_bootstrap, sink, partition)
-        assert not log.invisible, f"open transactions left in partition {partition}"
-        committed += [(r.key.decode(), json.loads(r.value)) for r in log.committed]
-        aborted += len(log.aborted)
-    values = collections.Counter(v["i"] for _, v in committed)
-    duplicates = sorted(i for i, c in values.items() if c > 1)
-    missing = sorted(set(range(records)) - set(values))
-    assert not duplicates and not missing, (f"duplicates {duplicates[:20]} "
-                                            f"missing {missing[:20]}")
+    copies, aborted = committed_once(kafka_bootstrap, sink, 3, range(records),
+                                     lambda r: json.loads(r.value)["i"])
     counts = collections.defaultdict(list)
-    for key, value in committed:
-        counts[key].append(value["n"])
+    for (record, *_) in copies.values():
+        counts[record.key].append(json.loads(record.value)["n"])
     for key, ns in counts.items():
         assert sorted(ns) == list(range(1, len(ns) + 1)), f"key {key}: counts {sorted(ns)}"
-    print(f"{len(committed)} records committed once, {aborted} aborted ones ignored")
+    print(f"{len(copies)} records committed, {aborted} aborted ones ignored")
     return aborted
 
 
 def test_killed_workers_yield_every_record_exactly_once(kafka_bootstrap, kafka_topic,
                                                          tmp_path):
-    _run(kafka_bootstrap, kafka_topic, tmp_path, records=8000, kills=3, rate=700, seed=5,
+    _run(kafka_bootstrap, kafka_topic, tmp_path, records=8000, kills=2, rate=700, seed=5,
          timeout=240)
+
+
+@pytest.mark.kafka_chaos
+@pytest.mark.parametrize("point", [
+    "after-snapshot",  # the sink pre-committed (barrier passed), the checkpoint not complete
+    "after-commit",  # the checkpoint complete, its notifications (the Kafka commit) not sent
+    "kafka-before-commit",  # notified, the transaction not committed yet
+    "kafka-after-commit",  # the transaction and its /done record committed
+])
+def test_a_kill_in_each_window_of_the_protocol(kafka_bootstrap, kafka_topic, tmp_path, point):
+    _run(kafka_bootstrap, kafka_topic, tmp_path, records=6000, kills=1, rate=700, seed=0,
+         timeout=240, point=point)
 
 
 @pytest.mark.kafka_chaos
