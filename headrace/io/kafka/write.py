@@ -12,7 +12,7 @@ use ``isolation.level=read_committed`` (``ReadFromKafka``'s default).
 ...              transaction_timeout=1, flush_timeout=5)
 Traceback (most recent call last):
 ...
-ValueError: WriteToKafka(alerts): transaction_timeout (1s) must exceed flush_timeout (5s) ...
+ValueError: WriteToKafka(alerts): transaction_timeout (1s) must exceed flush_timeout (5s)
 """
 from __future__ import annotations
 
@@ -151,9 +151,9 @@ class WriteToKafka(PTransform):
         if connection_timeout <= 0 or flush_timeout <= 0:
             raise ValueError(f"{owner}: connection_timeout and flush_timeout must be > 0")
         if delivery == "exactly_once" and transaction_timeout <= flush_timeout:
+            # A transaction must outlive its own flush and commit.
             raise ValueError(f"{owner}: transaction_timeout ({transaction_timeout:g}s) must "
-                             f"exceed flush_timeout ({flush_timeout:g}s): a transaction "
-                             f"must outlive its own flush and commit")
+                             f"exceed flush_timeout ({flush_timeout:g}s)")
         if producer_pool_size < 2:
             raise ValueError(f"{owner}: producer_pool_size must be >= 2 (output after a "
                              f"barrier must not wait for that checkpoint's commit), got "
