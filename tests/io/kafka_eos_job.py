@@ -26,7 +26,7 @@ class CountPerKey(beam.DoFn):
 def pause_around_kafka_commits():
     """Crash points in the committer (test-only, through the engine's crash-point hook):
     ``kafka-before-commit`` before a live transaction commits, ``kafka-after-commit`` once
-    it and its /done record are written."""
+    it committed."""
     from headrace.io.kafka import transactional
     from headrace.runners.engine.crash_points import crash_point
 

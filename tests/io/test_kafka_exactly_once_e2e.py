@@ -201,7 +201,7 @@ def test_killed_workers_yield_every_record_exactly_once(kafka_bootstrap, kafka_t
     "after-snapshot",  # the sink pre-committed (barrier passed), the checkpoint not complete
     "after-commit",  # the checkpoint complete, its notifications (the Kafka commit) not sent
     "kafka-before-commit",  # notified, the transaction not committed yet
-    "kafka-after-commit",  # the transaction and its /done record committed
+    "kafka-after-commit",  # the transaction committed, nothing after it yet
 ])
 def test_a_kill_in_each_window_of_the_protocol(kafka_bootstrap, kafka_topic, tmp_path, point):
     _run(kafka_bootstrap, kafka_topic, tmp_path, records=6000, kills=1, rate=700, seed=0,

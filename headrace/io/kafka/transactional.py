@@ -4,40 +4,44 @@ The protocol is written down in docs/ARCHITECTURE.md ("Exactly-once Kafka output
 short, per sink subtask: the records written between two checkpoint barriers (an
 *epoch*) go into one transaction of one producer of a small pool of transactional
 producers with stable ids ``<prefix>/<subtask>/<k>``; at barrier N the writer adds a
-progress marker (a transactional offset commit of offset N for the subtask's marker
-group, on partition 0 of the output topic), flushes, and hands back the epoch as a
-committable that keeps a copy of its records; when checkpoint N completes the committer
-commits that transaction. After a crash the restored committables are committed again:
-the committer fences the transactional id (aborting what a zombie left open), reads the
-marker, and produces again, in a fresh transaction with the same marker, every epoch the
-marker says did not get through. librdkafka cannot resume another process's transaction;
-this copy of the epoch is what makes the repair possible.
+progress marker (a record ``{"epoch": N}`` keyed by the subtask's progress key, on the
+single partition of the progress topic, in the same transaction), flushes, and hands back
+the epoch as a committable that keeps a copy of its records; when checkpoint N completes
+the committer commits that transaction. After a crash the restored committables are
+committed again: the committer fences their transactional ids (a zombie's open
+transaction is aborted, a commit the broker accepted completes, and either way the
+control marker is written), reads the progress partition's raw record batches, resolves
+each transaction from its COMMIT/ABORT control marker (:mod:`headrace.io.kafka.rawlog`),
+and produces again, in a fresh transaction with the same marker, every epoch whose marker
+did not commit. librdkafka cannot resume another process's transaction; this copy of the
+epoch is what makes the repair possible.
 
 >>> sink = KafkaTransactionalSink("h:9092", "out", "job/Write/out", {}, 60.0)
->>> sink.transactional_id(2, 1), sink.marker_group(2)
-('job/Write/out/2/1', 'headrace-sink/job/Write/out/2')
+>>> sink.transactional_id(2, 1), sink.progress_key(2), sink.progress_topic
+('job/Write/out/2/1', 'headrace-sink/job/Write/out/2', 'out-headrace-progress')
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Set
 
-from headrace.io.kafka.client import client_config, require_confluent
+from headrace.io.kafka import rawlog
+from headrace.io.kafka.client import client_config, list_topics, require_confluent
 from headrace.io.kafka.producing import Encoded, RecordEncoder, produce, topic_partitions
 from headrace.sdk.io_base import Committer, CommittingSink, CommittingSinkWriter
 
 LOG = logging.getLogger(__name__)
-#: Suffix of the group that records committed epochs outside transactions.
-DONE = "/done"
 
 
 class KafkaEpoch(NamedTuple):
     """A committable: one pre-committed transaction (the records of one epoch)."""
 
     transactional_id: str
-    marker_group: str
-    #: The checkpoint id whose barrier ended the epoch; also the marker's offset.
+    #: The key of the subtask's progress markers.
+    progress_key: str
+    #: The checkpoint id whose barrier ended the epoch; also the marker's value.
     epoch: int
     records: List[Encoded]
 
@@ -68,13 +72,17 @@ class KafkaTransactionalSink(CommittingSink):
         ``<prefix>/<subtask>/<k>``), distinct between jobs writing concurrently.
       encoding: ``RecordEncoder`` arguments: serializers, partitioner and headers.
       flush_timeout: seconds a flush, a transaction call or a commit may take.
+      progress_topic: where the progress markers go (default ``<topic>-headrace-progress``,
+        created with one partition if missing); read raw at restores, so it must be
+        reachable without TLS/SASL and its batches uncompressed, gzip or zstd.
     """
 
     def __init__(self, bootstrap_servers: str, topic: str, transactional_id_prefix: str,
                  encoding: Dict[str, Any], flush_timeout: float, *,
                  producer_config: Optional[Dict[str, Any]] = None,
                  connection_timeout: float = 10.0, pool_size: int = 3,
-                 owner: Optional[str] = None) -> None:
+                 owner: Optional[str] = None,
+                 progress_topic: Optional[str] = None) -> None:
         if pool_size < 2:
             raise ValueError(f"{owner or topic}: the producer pool needs at least 2 "
                              f"producers (output after a barrier must not wait for the "
@@ -88,15 +96,12 @@ class KafkaTransactionalSink(CommittingSink):
         self.producer_config = dict(producer_config or {})
         self.connection_timeout = connection_timeout
         self.pool_size = pool_size
+        self.progress_topic = progress_topic or f"{topic}-headrace-progress"
         self._pools: Dict[int, _Pool] = {}
-        self._group_metadata: Dict[str, Any] = {}
-        self._done_consumers: Dict[str, Any] = {}
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
         state["_pools"] = {}  # live producers stay in their process
-        state["_group_metadata"] = {}
-        state["_done_consumers"] = {}
         return state
 
     def display_name(self) -> str:
@@ -105,7 +110,7 @@ class KafkaTransactionalSink(CommittingSink):
     def transactional_id(self, subtask: int, k: int) -> str:
         return f"{self.prefix}/{subtask}/{k}"
 
-    def marker_group(self, subtask: int) -> str:
+    def progress_key(self, subtask: int) -> str:
         return f"headrace-sink/{self.prefix}/{subtask}"
 
     # -- clients --------------------------------------------------------------------------
@@ -134,57 +139,81 @@ class KafkaTransactionalSink(CommittingSink):
             ) from None
         return producer
 
-    def read_marker(self, group: str) -> int:
-        """The last epoch known committed for marker group ``group`` (0: none): the
-        transactional marker (visible once its transaction commits), or the plain one
-        written after each successful commit if it is higher (see :meth:`mark_done`)."""
-        return max(self._committed_offset(group), self._committed_offset(group + DONE))
-
-    def _committed_offset(self, group: str) -> int:
-        kafka = self._kafka()
-        consumer = kafka.Consumer(client_config(self.owner, self.bootstrap_servers, {
-            "group.id": group, "enable.auto.commit": False,
-            "isolation.level": "read_committed"}))
-        try:
-            committed = consumer.committed([kafka.TopicPartition(self.topic, 0)],
-                                           timeout=self.connection_timeout)
-        except kafka.KafkaException as exc:
-            raise ConnectionError(f"{self.owner}: cannot read the progress marker of group "
-                                  f"{group!r}: {exc.args[0].str()}") from None
-        finally:
-            consumer.close()
-        offset = committed[0].offset
-        return offset if offset >= 0 else 0
-
-    def mark_done(self, group: str, epoch: int) -> None:
-        """Record, outside any transaction, that ``epoch`` committed (or, at open and
-        restore, reset the record). A lower bound of the truth, since it is written only
-        after the commit returned; it exists because some brokers (Tansu) keep a committed
-        transaction's offset commit invisible while any other transaction is open on a
-        partition it wrote to, which with overlapping epochs can be forever."""
-        kafka = self._kafka()
-        consumer = self._done_consumers.get(group)
-        if consumer is None:
-            consumer = self._done_consumers[group] = kafka.Consumer(client_config(
-                self.owner, self.bootstrap_servers,
-                {"group.id": group + DONE, "enable.auto.commit": False}))
-        try:
-            consumer.commit(offsets=[kafka.TopicPartition(self.topic, 0, epoch)],
-                            asynchronous=False)
-        except kafka.KafkaException as exc:
-            raise RuntimeError(f"{self.owner}: cannot record checkpoint {epoch} as committed "
-                               f"for group {group!r}: {exc.args[0].str()}") from None
-
-    def send_marker(self, producer: Any, group: str, epoch: int) -> None:
+    def send_marker(self, producer: Any, key: str, transactional_id: str, epoch: int,
+                    on_delivery: Any) -> None:
         """Add the progress marker ``epoch`` to the producer's open transaction."""
+        value = json.dumps({"epoch": epoch, "id": transactional_id}).encode()
+        produce(self._kafka(), producer, self.owner, self.progress_topic,
+                (key.encode(), value, None, 0), on_delivery)
+
+    def ensure_progress_topic(self) -> None:
+        """Create the progress topic (one partition) unless it exists."""
         kafka = self._kafka()
-        metadata = self._group_metadata.get(group)
-        if metadata is None:
-            metadata = self._group_metadata[group] = _group_metadata(kafka, self, group)
-        producer.send_offsets_to_transaction([kafka.TopicPartition(self.topic, 0, epoch)],
-                                             metadata, self.flush_timeout)
+        admin_config = client_config(self.owner, self.bootstrap_servers,
+                                     {k: v for k, v in self.producer_config.items()
+                                      if k.startswith(("security.", "sasl.", "ssl."))})
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient(admin_config)
+        if self.progress_topic in list_topics(self.owner, admin, self.bootstrap_servers,
+                                              self.connection_timeout):
+            return
+        future = admin.create_topics([NewTopic(self.progress_topic, 1)])[self.progress_topic]
+        try:
+            future.result(self.connection_timeout)
+        except kafka.KafkaException as exc:
+            if exc.args[0].code() != kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RuntimeError(f"{self.owner}: cannot create the progress topic "
+                                   f"{self.progress_topic!r}: {exc.args[0].str()}") from None
+
+    def read_progress(self, keys: Set[str], fenced: Set[str]) -> Dict[str, int]:
+        """The current marker of each progress key in ``keys`` (0: none): the value of its
+        last committed marker record in log order, committed meaning a COMMIT control
+        marker of its producer id follows it (independent of the last stable offset and
+        of what consumers are shown). Call it after fencing the ids in ``fenced``: their
+        transactions are over then, so a marker of theirs still without a control marker
+        is waited for (the broker may write it late), up to ``connection_timeout``."""
+        started = time.monotonic()
+        waited = False
+        while True:
+            try:
+                batches = rawlog.fetch_batches(self.bootstrap_servers, self.progress_topic, 0,
+                                               self.connection_timeout)
+            except (OSError, LookupError, RuntimeError) as exc:
+                raise ConnectionError(f"{self.owner}: cannot read the progress topic "
+                                      f"{self.progress_topic!r}: {exc}") from None
+            outcome = rawlog.resolve_transactions(batches).outcome
+            markers: Dict[str, int] = {key: 0 for key in keys}
+            lagging = []
+            for batch in batches:
+                if batch.control or not batch.transactional:
+                    continue
+                state = outcome.get(batch.base_offset)
+                for record in batch.records:
+                    key = (record.key or b"").decode("utf-8", "replace")
+                    if key not in markers:
+                        continue
+                    marker = json.loads(record.value or b"{}")
+                    if state == "COMMIT":
+                        markers[key] = int(marker["epoch"])
+                    elif state is None and marker.get("id") in fenced:
+                        lagging.append(record.offset)
+            if not lagging:
+                if waited:
+                    LOG.info("%s: control markers of fenced transactions appeared after "
+                             "%.2fs", self.owner, time.monotonic() - started)
+                return markers
+            waited = True
+            if time.monotonic() - started > self.connection_timeout:
+                raise TimeoutError(
+                    f"{self.owner}: progress markers at offsets {lagging[:5]} of topic "
+                    f"{self.progress_topic!r} belong to fenced transactions but have no "
+                    f"COMMIT/ABORT control marker after {self.connection_timeout:g}s "
+                    f"(connection_timeout)")
+            time.sleep(0.05)
 
     def _encoder(self) -> RecordEncoder:
+        self.ensure_progress_topic()
         probe = self._kafka().Producer(client_config(self.owner, self.bootstrap_servers))
         num_partitions = topic_partitions(self.owner, probe, self.bootstrap_servers,
                                           self.topic, self.connection_timeout)
@@ -226,23 +255,8 @@ class KafkaTransactionalSink(CommittingSink):
         """The Write's output: the number of records committed, over all subtasks."""
         return [sum(writer_results)]
 
-    def close_clients(self) -> None:
-        for consumer in self._done_consumers.values():
-            consumer.close()
-        self._done_consumers.clear()
-
     def pool(self, writer_index: int) -> _Pool:
         return self._pools.setdefault(writer_index, _Pool())
-
-
-def _group_metadata(kafka: Any, sink: KafkaTransactionalSink, group: str) -> Any:
-    """Group metadata for a transactional offset commit to a group nobody subscribes to."""
-    consumer = kafka.Consumer(client_config(sink.owner, sink.bootstrap_servers,
-                                            {"group.id": group, "enable.auto.commit": False}))
-    try:
-        return consumer.consumer_group_metadata()
-    finally:
-        consumer.close()
 
 
 class KafkaTransactionalWriter(CommittingSinkWriter):
@@ -273,12 +287,13 @@ class KafkaTransactionalWriter(CommittingSinkWriter):
     def set_marker(self, epoch: int) -> None:
         """Commit marker ``epoch`` for this subtask's group in an otherwise empty
         transaction."""
-        producer = self.pool.producers[self.pool.free[0]]
-        group = self.sink.marker_group(self.index)
+        tid = self.pool.free[0]
+        producer = self.pool.producers[tid]
         producer.begin_transaction()
-        self.sink.send_marker(producer, group, epoch)
+        self.sink.send_marker(producer, self.sink.progress_key(self.index), tid, epoch,
+                              self._on_delivery)
         self._end(producer.commit_transaction, "commit the marker in")
-        self.sink.mark_done(group, epoch)
+        self._raise_errors()
 
     def _end(self, call: Any, what: str) -> None:
         try:
@@ -286,6 +301,13 @@ class KafkaTransactionalWriter(CommittingSinkWriter):
         except self.kafka.KafkaException as exc:
             raise RuntimeError(f"{self.owner}: could not {what} a transaction on topic "
                                f"{self.sink.topic!r}: {exc.args[0].str()}") from None
+
+    def _raise_errors(self) -> None:
+        if self.errors:
+            errors, self.errors = self.errors, []
+            raise RuntimeError(f"{self.owner}: Kafka did not accept records for topic "
+                               f"{self.sink.topic!r} or its progress topic: "
+                               f"{'; '.join(errors)}")
 
     def _on_delivery(self, error: Any, message: Any) -> None:
         if error is not None and len(self.errors) < 10:
@@ -324,13 +346,10 @@ class KafkaTransactionalWriter(CommittingSinkWriter):
             return []
         tid, records = self.current, self.records
         producer = self.pool.producers[tid]
-        group = self.sink.marker_group(self.index)
-        self.sink.send_marker(producer, group, checkpoint_id)
+        key = self.sink.progress_key(self.index)
+        self.sink.send_marker(producer, key, tid, checkpoint_id, self._on_delivery)
         remaining = producer.flush(self.sink.flush_timeout)
-        if self.errors:
-            errors, self.errors = self.errors, []
-            raise RuntimeError(f"{self.owner}: Kafka did not accept records for topic "
-                               f"{self.sink.topic!r}: {'; '.join(errors)}")
+        self._raise_errors()
         if remaining:
             raise TimeoutError(f"{self.owner}: {remaining} records for topic "
                                f"{self.sink.topic!r} were not acknowledged within "
@@ -338,7 +357,7 @@ class KafkaTransactionalWriter(CommittingSinkWriter):
         self.pool.prepared[tid] = checkpoint_id
         self.current, self.records = None, []
         self.committed_records += len(records)
-        return [KafkaEpoch(tid, group, checkpoint_id, records)]
+        return [KafkaEpoch(tid, key, checkpoint_id, records)]
 
     def snapshot_state(self, checkpoint_id: int) -> Any:
         return {"subtask": self.index, "parallelism": self.parallelism,
@@ -361,7 +380,7 @@ class KafkaTransactionalWriter(CommittingSinkWriter):
 
 
 class KafkaCommitter(Committer):
-    """Commits pre-committed epochs; repairs restored ones the marker says are missing."""
+    """Commits pre-committed epochs; repairs restored ones whose marker did not commit."""
 
     def __init__(self, sink: KafkaTransactionalSink, index: int) -> None:
         self.sink = sink
@@ -371,46 +390,53 @@ class KafkaCommitter(Committer):
 
     def commit(self, committables: List[KafkaEpoch]) -> None:
         pool = self.sink.pool(self.index)
-        markers: Dict[str, int] = {}
-        for epoch in sorted(committables, key=lambda c: c.epoch):
-            tid = epoch.transactional_id
-            if pool.prepared.get(tid) == epoch.epoch:
-                self._commit_live(pool, tid, epoch)
+        ordered = sorted(committables, key=lambda c: c.epoch)
+        restored = [c for c in ordered if pool.prepared.get(c.transactional_id) != c.epoch]
+        # Fence every restored epoch's id before reading the progress: an epoch's marker
+        # is final only once its producer can no longer commit.
+        fenced = {c.transactional_id: self.sink.new_producer(c.transactional_id)
+                  for c in restored}
+        markers = (self.sink.read_progress({c.progress_key for c in restored}, set(fenced))
+                   if restored else {})
+        for epoch in ordered:
+            if epoch in restored:
+                self._repair(fenced[epoch.transactional_id], epoch, markers)
             else:
-                self._repair(epoch, markers)
+                self._commit_live(pool, epoch.transactional_id, epoch)
+        for producer in fenced.values():
+            producer.flush(0)
 
     def _commit_live(self, pool: _Pool, tid: str, epoch: KafkaEpoch) -> None:
         producer = pool.producers[tid]
         try:
             producer.commit_transaction(self.sink.flush_timeout)
         except self.kafka.KafkaException as exc:
-            # Fenced (a newer attempt runs) or timed out: the job fails; the marker tells
-            # the restore whether this epoch got through.
+            # Fenced (a newer attempt runs) or timed out: the job fails; the progress
+            # marker tells the restore whether this epoch got through.
             raise RuntimeError(f"{self.owner}: committing the transaction of checkpoint "
                                f"{epoch.epoch} on topic {self.sink.topic!r} failed: "
                                f"{exc.args[0].str()}") from None
         del pool.prepared[tid]
         pool.free.append(tid)
-        self.sink.mark_done(epoch.marker_group, epoch.epoch)
 
-    def _repair(self, epoch: KafkaEpoch, markers: Dict[str, int]) -> None:
-        """Publish a restored epoch exactly once: fence its id first (a zombie can then no
-        longer commit it, and a commit the broker already accepted completes), then the
-        marker says whether it committed; if not, produce its records again."""
+    def _repair(self, producer: Any, epoch: KafkaEpoch, markers: Dict[str, int]) -> None:
+        """Publish a restored epoch exactly once: its id is fenced, so the marker read
+        after that says whether it committed; if not, produce its records again."""
         started = time.monotonic()
-        producer = self.sink.new_producer(epoch.transactional_id)
-        group = epoch.marker_group
-        if group not in markers:
-            markers[group] = self.sink.read_marker(group)
-        if epoch.epoch <= markers[group]:
-            producer.flush(0)
+        key = epoch.progress_key
+        if epoch.epoch <= markers[key]:
             return
         errors: List[str] = []
+
+        def on_delivery(error: Any, _message: Any) -> None:
+            if error is not None:
+                errors.append(error.str())
+
         producer.begin_transaction()
         for record in epoch.records:
-            produce(self.kafka, producer, self.owner, self.sink.topic, record,
-                    lambda error, _m: error is not None and errors.append(error.str()))
-        self.sink.send_marker(producer, group, epoch.epoch)
+            produce(self.kafka, producer, self.owner, self.sink.topic, record, on_delivery)
+        self.sink.send_marker(producer, key, epoch.transactional_id, epoch.epoch,
+                              on_delivery)
         producer.flush(self.sink.flush_timeout)
         if errors:
             raise RuntimeError(f"{self.owner}: re-producing checkpoint {epoch.epoch}'s "
@@ -420,11 +446,9 @@ class KafkaCommitter(Committer):
         except self.kafka.KafkaException as exc:
             raise RuntimeError(f"{self.owner}: committing the re-produced transaction of "
                                f"checkpoint {epoch.epoch} failed: {exc.args[0].str()}") from None
-        markers[group] = epoch.epoch
-        self.sink.mark_done(group, epoch.epoch)
+        markers[key] = epoch.epoch
         LOG.info("%s: re-produced %d records of checkpoint %d in %.2fs", self.owner,
                  len(epoch.records), epoch.epoch, time.monotonic() - started)
 
     def close(self) -> None:
         self.sink.pool(self.index).close()
-        self.sink.close_clients()
