@@ -164,3 +164,38 @@ def test_rescaling_down_fences_the_vanished_subtasks_and_repairs_their_epochs(
     assert sorted(json.loads(r.value) for r in log.committed) == sorted(
         100 * i + j for i in range(3) for j in range(5))
     assert sorted(json.loads(r.value) for r in log.aborted).count(-1) == 3
+
+
+def test_progress_is_read_from_control_markers_while_other_transactions_are_open(
+        kafka_bootstrap, kafka_topic):
+    """The case Tansu's offset commits got wrong: subtask 0's epoch 1 committed while
+    another subtask's epoch, whose marker comes first in the progress partition, is open
+    (so the last stable offset is before subtask 0's marker) and subtask 0's epoch 2 too.
+    A restore reads marker 1; after fencing epoch 2's id its aborted marker does not
+    count."""
+    from headrace.io.kafka.transactional import KafkaTransactionalSink
+
+    topic = kafka_topic(1, "eos")
+    sink = KafkaTransactionalSink(kafka_bootstrap, topic, f"progress/{topic}",
+                                  {"value_serializer": "json"}, 10.0)
+    writers = [sink.open_writer(i, 2) for i in range(2)]
+    writers[1].write_batch([(None, -1)])
+    writers[1].prepare_commit(1)  # pre-committed, left open: it holds the LSO
+    writers[0].write_batch([(None, 1)])
+    first = writers[0].prepare_commit(1)
+    writers[0].write_batch([(None, 2)])
+    second = writers[0].prepare_commit(2)  # pre-committed, left open
+    sink.create_committer(0, 2).commit(first)
+    key = sink.progress_key(0)
+    progress = rc.read_partition(kafka_bootstrap, sink.progress_topic)
+    assert progress.last_stable_offset < progress.log_end
+
+    reader = KafkaTransactionalSink(kafka_bootstrap, topic, f"progress/{topic}", {}, 10.0)
+    assert reader.read_progress({key}, set()) == {key: 1}
+    tid = second[0].transactional_id
+    reader.new_producer(tid).flush(0)  # fence: the broker aborts epoch 2
+    assert reader.read_progress({key}, {tid}) == {key: 1}
+    batches = rc.fetch_batches(kafka_bootstrap, topic)
+    outcome = rc.resolve_transactions(batches).outcome
+    assert {json.loads(b.records[0].value): outcome.get(b.base_offset) for b in batches
+            if not b.control and b.records[0].value != b"-1"} == {1: "COMMIT", 2: "ABORT"}
