@@ -157,15 +157,19 @@ class _Fetcher:
 
 
 class _PartitionReader(SplitReader):
-    def __init__(self, split: "KafkaPartitionSplit", position: Optional[int]) -> None:
+    def __init__(self, split: "KafkaPartitionSplit", position: Any) -> None:
         self.split = split
         self.config = split.source.config
         self.tp = (split.topic, split.partition)
         cfg = self.config
         self.decode_key = resolve_deserializer(cfg.key_deserializer, "key", cfg.owner)
         self.decode_value = resolve_deserializer(cfg.value_deserializer, "value", cfg.owner)
-        self.next_offset: Optional[int] = position
+        # With max_records_per_partition the position also carries the count read so far
+        # ([next offset, count]), so that a restore does not read the limit again.
         self.count = 0
+        if isinstance(position, (list, tuple)):
+            position, self.count = position
+        self.next_offset: Optional[int] = position
         self.skip_before_ms: Optional[int] = None
         self.end_offset = None
         if isinstance(cfg.stop_at, dict):
@@ -257,14 +261,19 @@ class _PartitionReader(SplitReader):
         return KafkaRecord(key, value, topic, message.partition(), message.offset(), seconds,
                            tuple(headers or ()))
 
-    def position(self) -> Optional[int]:
-        """The next offset to read (None before the start rule resolved to an offset)."""
+    def position(self) -> Any:
+        """The next offset to read (None before the start rule resolved to an offset); with
+        ``max_records_per_partition``, ``[next offset, records read]``."""
+        if self.config.max_records_per_partition is not None and self.next_offset is not None:
+            return [self.next_offset, self.count]
         return self.next_offset
 
-    def notify_checkpoint_complete(self, position: Optional[int]) -> None:
+    def notify_checkpoint_complete(self, position: Any) -> None:
         """Commit ``position`` to the consumer group: the hook the checkpoint runtime will
         call once the checkpoint that stored ``position`` is complete. Until then offsets
         are committed every ``commit_offsets`` seconds and when the reader closes."""
+        if isinstance(position, (list, tuple)):
+            position = position[0]
         if position is not None:
             self.fetcher.commit({self.tp: position}, asynchronous=True)
 
