@@ -48,3 +48,8 @@ def _refuse_recovery_options(options: Any) -> None:
         if value:
             raise OptionsError(f"{flag}: the direct runner takes no checkpoints and restores "
                                "none; use --runner=multiprocess")
+    from headrace.sdk.options import CheckpointingOptions
+
+    if options.view_as(CheckpointingOptions).checkpoint_interval:
+        raise OptionsError("--checkpoint_interval: the direct runner takes no checkpoints; "
+                           "use --runner=multiprocess")

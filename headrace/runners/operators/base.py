@@ -39,6 +39,9 @@ class Operator:
     batches. An idle input does not hold the combined watermark back.
     """
 
+    #: Set on every operator of a job that takes checkpoints (by the engine).
+    checkpointing = False
+
     def __init__(self, label: str, num_inputs: int) -> None:
         self.label = label
         self.receivers: Dict[Optional[str], List[Receiver]] = {}

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from headrace.runners.common.errors import reraise_with_label
 from headrace.runners.operators.base import Batch, Operator, to_windowed_values
-from headrace.sdk.io_base import assign_splits
+from headrace.sdk.io_base import SplitReader, assign_splits
 from headrace.sdk.metrics import metrics_scope
 from headrace.sdk.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
 from headrace.sdk.timestamp import MAX_MICROS, MIN_MICROS
@@ -85,12 +85,24 @@ class ReadOperator(Operator):
                 self._known_ids = {split.split_id() for _, split in indexed}
                 self.splits = [_SplitState(split.open(), self.strategy, self.clock.now(), index,
                                            split.split_id()) for index, split in indexed]
+            if self.checkpointing:
+                self._refuse_positionless_readers()
         except Exception as exc:
             reraise_with_label(exc, self.label)
         if self._discovery_micros is not None:
             self._next_discovery = self.clock.now() + self._discovery_micros
 
     # -- checkpoints ----------------------------------------------------------------------------
+    def _refuse_positionless_readers(self) -> None:
+        """A reader that cannot say where it is would be reopened from its start after a
+        restore, replaying what the checkpoint already holds: refuse it up front."""
+        for split in self.splits:
+            if type(split.reader).position is SplitReader.position:
+                raise ValueError(
+                    f"{self.source.display_name()} cannot be checkpointed: its split reader "
+                    f"{type(split.reader).__name__} does not report positions "
+                    "(SplitReader.position); run without --checkpoint_interval")
+
     def snapshot_state(self, checkpoint_id: int) -> Any:
         """Every split this reader has (discovered ones too): where it is, by its place in
         ``source.split(parallelism)`` or its id, its position and whether it finished."""

@@ -38,9 +38,6 @@ class WriteOperator(Operator):
     {checkpoint id: committables not yet known committed}}``.
     """
 
-    #: Set True by the engine on every operator of a job that takes checkpoints.
-    checkpointing = False
-
     def __init__(self, label: str, sink: Any, writer_index: int = 0,
                  num_writers: int = 1) -> None:
         super().__init__(label, 1)
