@@ -38,9 +38,11 @@ def _wait_for_checkpoints(path, count, job, timeout=120):
     raise AssertionError(f"no {count} checkpoints within {timeout} s")
 
 
-@pytest.mark.parametrize("new_parallelism, backend", [(1, "memory"), (3, "rocksdb")])
+@pytest.mark.parametrize("new_parallelism, backend, new_backend",
+                         [(1, "memory", "rocksdb"), (3, "rocksdb", "memory")])
 def test_savepoint_at_2_restored_at_other_parallelism_gives_the_same_results(
-        tmp_path, reference, capsys, new_parallelism, backend):
+        tmp_path, reference, capsys, new_parallelism, backend, new_backend):
+    """Savepoints are portable: restored at another parallelism and on the other backend."""
     checkpoints = str(tmp_path / "checkpoints")
     output = str(tmp_path / "out")
     first = CrashJob(tmp_path / "first", events=EVENTS, rate=2000, parallelism=2,
@@ -53,7 +55,7 @@ def test_savepoint_at_2_restored_at_other_parallelism_gives_the_same_results(
     assert headrace_cli(["savepoint", checkpoints, str(tmp_path / "savepoints")]) == 0
     savepoint = capsys.readouterr().out.strip()
     second = CrashJob(tmp_path / "second", events=EVENTS, rate=None,
-                      parallelism=new_parallelism, output=output, state_backend=backend,
+                      parallelism=new_parallelism, output=output, state_backend=new_backend,
                       checkpoint_dir=str(tmp_path / "checkpoints-2"), interval=0.2,
                       extra_argv=[f"--from_checkpoint={savepoint}"])
     try:
