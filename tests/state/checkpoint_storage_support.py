@@ -167,6 +167,10 @@ class FlakyS3Proxy:
 
         self.every = every
         self.fail_after_suffix = fail_after_suffix
+        #: While True every PUT is answered ``fail_puts_status`` without reaching S3.
+        self.fail_puts = False
+        self.fail_puts_status = 500
+        self.refused = 0
         self.requests = 0
         self.injected = 0
         self.failed_after = []
@@ -214,6 +218,8 @@ class FlakyS3Proxy:
                 with proxy._lock:
                     proxy.requests += 1
                     inject = proxy.every and proxy.requests % proxy.every == 0
+                    outage = proxy.fail_puts and self.command == "PUT"
+                    proxy.refused += bool(outage)
                     fail_after = (self.command == "PUT" and proxy.fail_after_suffix
                                   and self.path.split("?")[0].endswith(proxy.fail_after_suffix)
                                   and self.path not in proxy.failed_after)
@@ -221,6 +227,11 @@ class FlakyS3Proxy:
                         proxy.injected += 1
                     elif fail_after:
                         proxy.failed_after.append(self.path)
+                if outage:
+                    code = b"AccessDenied" if proxy.fail_puts_status == 403 else b"InternalError"
+                    self._reply(proxy.fail_puts_status,
+                                b"<Error><Code>" + code + b"</Code></Error>")
+                    return
                 if inject:
                     self._reply(503, b"<Error><Code>SlowDown</Code><Message>Please reduce your "
                                      b"request rate.</Message></Error>")
