@@ -173,7 +173,8 @@ def _run(kafka_bootstrap, kafka_topic, tmp_path, *, records, kills, rate, seed, 
         assert log.count("restarting the job") >= kills, log[-4000:]
         assert log.count("restoring checkpoint") >= kills, "restarts did not restore"
         print(f"\n{done} kills; {log.count('re-produced')} epochs re-produced; "
-              f"{log.count('restoring checkpoint')} restores")
+              f"{log.count('restoring checkpoint')} restores; "
+              f"{log.count('control markers of fenced')} waits for a control marker")
     finally:
         stop.set()
         job.close()

@@ -398,8 +398,9 @@ class KafkaCommitter(Committer):
                   for c in restored}
         markers = (self.sink.read_progress({c.progress_key for c in restored}, set(fenced))
                    if restored else {})
+        restored_ids = {id(c) for c in restored}
         for epoch in ordered:
-            if epoch in restored:
+            if id(epoch) in restored_ids:
                 self._repair(fenced[epoch.transactional_id], epoch, markers)
             else:
                 self._commit_live(pool, epoch.transactional_id, epoch)
