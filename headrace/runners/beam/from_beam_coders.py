@@ -79,10 +79,12 @@ def _pickle_by_beam_coder(value: Any) -> Tuple[Any, Tuple[int, bytes]]:
 
 def _pickle_by_user_coder(t: type) -> None:
     """Pickle ``t``'s values by the coder the user registered with Beam for it (not one of
-    Beam's own coders, whose pickling of a value is no better than pickle's)."""
+    Beam's own coders, whose pickling of a value is no better than pickle's). Beam's coders
+    are those of its ``coders`` package: a coder defined in another module of Beam's (its
+    test files, for one) is user code to the runner."""
     registered = beam_registry._coders.get(t)
     module = getattr(registered, "__module__", "") or ""
-    if registered is None or module.startswith("apache_beam."):
+    if registered is None or module.startswith("apache_beam.coders."):
         return
     try:
         beam_coder = beam_registry.get_coder(t)
