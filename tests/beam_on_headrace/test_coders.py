@@ -2,6 +2,9 @@
 encoded by that coder, as on Beam's runners: the type need not pickle."""
 from __future__ import annotations
 
+import collections
+from typing import Tuple
+
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -47,3 +50,22 @@ def test_unpicklable_values_cross_workers_by_their_coder(module):
         out = ({"x": keyed} | beam.CoGroupByKey()
                | beam.FlatMapTuple(lambda k, tagged: [(k.value, tagged["x"][0].value * 2)]))
         assert_that(out, equal_to([(i, 2 * i) for i in range(6)]))
+
+
+def test_a_coder_that_pickles_its_values_is_not_called_back():
+    # The registered coder pickles the value itself (cloudpickle: the type is made at run
+    # time, so plain pickle cannot refer to it); encoding must not recurse into the coder.
+    point = collections.namedtuple("Point", ["x", "y"])
+
+    class PicklingCoder(beam.coders.FastPrimitivesCoder):
+        def __init__(self):
+            super().__init__(fallback_coder=beam.coders.CloudpickleCoder())
+
+    beam.coders.registry.register_coder(point, PicklingCoder)
+    options = PipelineOptions(["--headrace_runner=multiprocess", "--direct_num_workers=2"])
+    with beam.Pipeline(runner=HeadraceRunner(), options=options) as p:
+        out = (p | beam.Create(range(20)) | beam.Reshuffle()
+               | beam.FlatMap(lambda i: [(point(i % 2, "a"), 1)]).with_output_types(
+                   Tuple[point, int])
+               | beam.GroupByKey() | beam.MapTuple(lambda k, ones: (k.x, k.y, sum(ones))))
+        assert_that(out, equal_to([(0, "a", 10), (1, "a", 10)]))
