@@ -13,6 +13,8 @@ Beam's runners move elements between workers: the type may not pickle at all.
 from __future__ import annotations
 
 import copyreg
+import pickle
+import threading
 from typing import Any, Dict, List, Tuple
 
 from apache_beam.coders import registry as beam_registry
@@ -72,17 +74,32 @@ def _decode_registered(index: int, encoded: bytes) -> Any:
     return _CODED[index][1].decode(encoded)
 
 
-def _pickle_by_beam_coder(value: Any) -> Tuple[Any, Tuple[int, bytes]]:
+#: Set while a registered coder encodes: a coder that falls back to pickling (Beam's
+#: ``FastPrimitivesCoder`` with a pickling fallback) must get the usual reduction, not a
+#: call back into itself.
+_ENCODING = threading.local()
+
+
+def _pickle_by_beam_coder(value: Any) -> Tuple[Any, Tuple[Any, ...]]:
+    if getattr(_ENCODING, "active", False):
+        return value.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
     index = _CODED_INDEX[type(value)]
-    return _decode_registered, (index, _CODED[index][1].encode(value))
+    _ENCODING.active = True
+    try:
+        encoded = _CODED[index][1].encode(value)
+    finally:
+        _ENCODING.active = False
+    return _decode_registered, (index, encoded)
 
 
 def _pickle_by_user_coder(t: type) -> None:
     """Pickle ``t``'s values by the coder the user registered with Beam for it (not one of
-    Beam's own coders, whose pickling of a value is no better than pickle's)."""
+    Beam's own coders, whose pickling of a value is no better than pickle's). Beam's coders
+    are those of its ``coders`` package: a coder defined in another module of Beam's (its
+    test files, for one) is user code to the runner."""
     registered = beam_registry._coders.get(t)
     module = getattr(registered, "__module__", "") or ""
-    if registered is None or module.startswith("apache_beam."):
+    if registered is None or module.startswith("apache_beam.coders."):
         return
     try:
         beam_coder = beam_registry.get_coder(t)

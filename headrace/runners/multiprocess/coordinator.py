@@ -30,6 +30,7 @@ from headrace.runners.engine.plan import FORWARD, PhysicalPlan
 from headrace.runners.engine.runtime import ExchangeSettings
 from headrace.runners.engine.snapshots import JobStart
 from headrace.runners.engine.transport import enlarge_pipe
+from headrace.runners.multiprocess import forwarding
 from headrace.runners.multiprocess.checkpoint_coordinator import (
     CheckpointCoordinator,
     CheckpointSettings,
@@ -184,8 +185,10 @@ class Coordinator:
             for item in ready:
                 subtask = sentinels.get(item)
                 if subtask is not None and subtask not in snapshots:
-                    if controls[subtask].poll():  # its last words arrived with its exit
-                        self._receive(subtask, controls[subtask], snapshots)
+                    # Its last words (output, then its result) arrived before its exit.
+                    while subtask not in snapshots and controls[subtask].poll():
+                        if not self._receive(subtask, controls[subtask], snapshots):
+                            break
                     if subtask not in snapshots:
                         self._fail_dead_worker(subtask)
             if checkpoints is not None:
@@ -195,11 +198,12 @@ class Coordinator:
             self._show_progress()
         return [snapshot for subtask in sorted(snapshots) for snapshot in snapshots[subtask]]
 
-    def _receive(self, subtask: int, connection: Any, snapshots: Dict[int, List[Any]]) -> None:
+    def _receive(self, subtask: int, connection: Any, snapshots: Dict[int, List[Any]]) -> bool:
+        """Handle one message from worker ``subtask``; False once its pipe is closed."""
         try:
             message = cloudpickle.loads(connection.recv_bytes())
         except (EOFError, OSError):
-            return  # the sentinel tells how it ended
+            return False  # the sentinel tells how it ended
         kind = message[0]
         if kind == "progress":
             self.progress[subtask] = message[1]
@@ -209,6 +213,8 @@ class Coordinator:
         elif kind in ("ack", "decline", "sources_finished"):
             if self.checkpoints is not None:
                 self.checkpoints.on_message(message)
+        elif kind in forwarding.KINDS:
+            forwarding.replay(message)
         elif kind == "done":
             snapshots[subtask] = message[1]
             self.progress[subtask] = message[2]
@@ -220,6 +226,7 @@ class Coordinator:
             if exc is None:
                 raise WorkerFailed(f"headrace worker {subtask} failed:\n{text}")
             raise exc  # with the worker's traceback (tblib), so the user's frames show
+        return True
 
     def _command(self, subtask: int, message: bytes) -> None:
         """A checkpoint command to worker ``subtask`` (one that already finished needs none)."""

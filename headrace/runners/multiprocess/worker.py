@@ -5,6 +5,7 @@ import ctypes
 import os
 import pickle
 import signal
+import threading
 import traceback
 import warnings
 from typing import Any, Dict, List, Optional
@@ -17,6 +18,7 @@ from headrace.runners.engine.checkpointing import SubtaskCheckpointer
 from headrace.runners.engine.runtime import ExchangeSettings, SubtaskRuntime
 from headrace.runners.engine.task import SubtaskGraph
 from headrace.runners.engine.transport import Inbox, Outbox
+from headrace.runners.multiprocess.forwarding import flush_output, forward_output
 from headrace.runners.operators.base import close_all
 from headrace.runners.operators.clock import ManualClock, WallClock
 from headrace.sdk.metrics import SYSTEM_NAMESPACE, MetricName
@@ -26,6 +28,8 @@ RECORDS_OUT = MetricName(SYSTEM_NAMESPACE, "records_out")
 _PR_SET_PDEATHSIG = 1
 #: The coordinator's checkpoint commands: ``(kind, checkpoint id)``, pickled.
 COMMANDS = ("trigger", "complete", "abort", "finish")
+#: User code may print or log from its own threads while the main thread reports progress.
+_SEND_LOCK = threading.Lock()
 
 
 def _die_with_parent(parent_pid: Optional[int]) -> None:
@@ -42,7 +46,9 @@ def _die_with_parent(parent_pid: Optional[int]) -> None:
 
 
 def send(connection: Any, message: Any) -> None:
-    connection.send_bytes(cloudpickle.dumps(message, protocol=5))
+    data = cloudpickle.dumps(message, protocol=5)
+    with _SEND_LOCK:
+        connection.send_bytes(data)
 
 
 def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
@@ -60,6 +66,7 @@ def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
     # Ctrl-C reaches the whole process group: the coordinator alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _forward_warnings(control)
+    forward_output(lambda message: send(control, message))
     try:
         plan, streaming, options, start = cloudpickle.loads(job)
         clock = ManualClock() if plan.has_test_stream() else WallClock()
@@ -120,8 +127,10 @@ def worker_main(subtask: int, job: bytes, inbox_connections: Dict[int, Any],
         for operator in graph.operators.values():
             operator.metrics.counter(RECORDS_OUT).inc(operator.records_out)
             snapshots.append(operator.metrics.snapshot())
+        flush_output()
         send(control, ("done", snapshots, runtime.progress()))
     except BaseException as exc:  # report everything, even SystemExit, then end quietly
+        flush_output()
         send(control, ("error", _picklable(exc), traceback.format_exc()))
     finally:
         control.close()
