@@ -13,9 +13,7 @@ import pytest
 
 import headrace as beam
 from headrace.io.generator import GenerateEvents, GeneratorSource
-from headrace.runners.engine.restore_start import job_start_from_checkpoint
 from headrace.runners.multiprocess.checkpoint_coordinator import CHECKPOINTS_STEP
-from headrace.runners.multiprocess.runner import MultiprocessRunner
 from headrace.runners.state.checkpoint_storage import open_checkpoint_storage
 from headrace.sdk.io_base import Source, SourceSplit, SplitReader
 from headrace.sdk.metrics import MetricsFilter
@@ -280,8 +278,7 @@ def test_two_inputs_from_two_workers_align(tmp_path):
         for t in m.operators[op] for s in t.position["splits"])]
     assert middle, "no checkpoint was taken mid-stream"
     chosen = middle[len(middle) // 2].checkpoint_id
-    with beam.Pipeline(runner=_RestoringRunner(chosen, str(tmp_path / "restore")),
-                       argv=argv) as p:
+    with beam.Pipeline(argv=[*argv, f"--from_checkpoint={checkpoints / f'chk-{chosen}'}"]) as p:
         pipeline(p)
 
 
@@ -363,25 +360,13 @@ def test_a_failed_snapshot_declines_the_checkpoint_and_the_job_goes_on(tmp_path,
                for m in reasons)
 
 
-class _RestoringRunner(MultiprocessRunner):
-    """Starts the job from a checkpoint (what the restore side builds on)."""
-
-    def __init__(self, checkpoint_id: int, local_dir: str) -> None:
-        self.checkpoint_id, self.local_dir = checkpoint_id, local_dir
-
-    def job_start(self, options: Any, plan: Any) -> Any:
-        settings, start = super().job_start(options, plan)
-        return settings, job_start_from_checkpoint(start.storage, self.checkpoint_id, plan,
-                                                   self.local_dir)
-
-
 @pytest.mark.parametrize("backend", ["memory", "rocksdb"])
 @pytest.mark.parametrize("parallelism", [2, 3])
 def test_a_job_started_from_a_checkpoint_finishes_the_same(tmp_path, backend, parallelism):
-    """Run to the end taking checkpoints; then run again from a mid-stream checkpoint (also
-    at another parallelism): the sources resume from their positions and the keyed state
-    (a grouping over the backend, a fast-path combine) is restored, so the totals, emitted
-    only at the end, are exact."""
+    """Run to the end taking checkpoints; then run again with ``--from_checkpoint`` from a
+    mid-stream checkpoint (also at another parallelism): the sources resume from their
+    positions and the keyed state (a grouping over the backend, a fast-path combine) is
+    restored, so the totals, emitted only at the end, are exact."""
     checkpoints = tmp_path / "checkpoints"
     expected = _expected_totals()
 
@@ -405,9 +390,9 @@ def test_a_job_started_from_a_checkpoint_finishes_the_same(tmp_path, backend, pa
         for s in t.position["splits"])]
     assert middle, "no checkpoint was taken mid-stream"
     chosen = middle[len(middle) // 2].checkpoint_id
-    argv = [a for a in argv if not a.startswith("--parallelism")] + [f"--parallelism={parallelism}"]
-    with beam.Pipeline(runner=_RestoringRunner(chosen, str(tmp_path / "restore")),
-                       argv=argv) as p:
+    argv = [a for a in argv if not a.startswith("--parallelism")] + [
+        f"--parallelism={parallelism}", f"--from_checkpoint={checkpoints / f'chk-{chosen}'}"]
+    with beam.Pipeline(argv=argv) as p:
         pipeline(p)
     with open_checkpoint_storage(checkpoints) as storage:
         assert max(storage.checkpoint_ids()) > metas[-1].checkpoint_id  # it went on

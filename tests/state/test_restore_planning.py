@@ -217,3 +217,41 @@ def test_a_restart_restores_only_checkpoints_of_its_own_run(tmp_path, caplog):
     assert sorted(restored) == [0, 1] and previous == {}
     recovery.cleanup()
     storage.close()
+
+
+@pytest.mark.parametrize("where, parallelism, continues", [
+    ("checkpoint_dir", 2, True), ("checkpoint_dir", 3, False), ("elsewhere", 2, False)])
+def test_from_checkpoint_in_the_job_s_own_storage_keeps_its_handles_as_previous(
+        tmp_path, where, parallelism, continues):
+    """Restored from a checkpoint of its own ``--checkpoint_dir`` at the same parallelism,
+    a job's tasks get its handles as previous ones (their next uploads reference its shared
+    files); rescaled, or from another directory, they upload everything again."""
+    import headrace as beam
+    from headrace.io.generator import GenerateEvents, GeneratorSource
+    from headrace.runners.engine.plan import PhysicalPlan
+    from headrace.runners.engine.recovery import JobRecovery
+    from headrace.sdk.options import PipelineOptions
+
+    root = tmp_path / "checkpoints"
+    with open_checkpoint_storage(str(root / "old")) as storage:
+        _take_checkpoint(storage, 1, "rocksdb", tmp_path, 2, lambda key: 1)
+        _take_checkpoint(storage, 2, "rocksdb", tmp_path, 2, lambda key: 2)
+        old = storage.read_metadata(1)
+    p = beam.Pipeline()
+    source = GeneratorSource(GenerateEvents(num_events=10, num_keys=2).config, True)
+    _ = p | "Read" >> beam.io.Read(source) | "Count" >> beam.GroupByKey()
+    plan = PhysicalPlan.build(p, parallelism)  # operator ids "Read" and "Count" (keyed)
+    checkpoint_dir = root / "old" if where == "checkpoint_dir" else root / "new"
+    recovery = JobRecovery(plan, PipelineOptions([
+        f"--checkpoint_dir={checkpoint_dir}", "--checkpoint_interval=1",
+        f"--from_checkpoint={root / 'old' / 'chk-1'}"]))
+    restored, previous = recovery.prepare(0)
+    try:
+        assert sorted(restored) == list(range(parallelism))
+        if continues:
+            assert previous == {i: {"Count": old.task("Count", i), "Read": old.task("Read", i)}
+                                for i in range(2)}
+        else:
+            assert previous == {}
+    finally:
+        recovery.cleanup()

@@ -29,6 +29,7 @@ True
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import re
 import shutil
@@ -255,6 +256,15 @@ def restored_states(loaded: LoadedCheckpoint, plan: RestorePlan) -> List[Any]:
     return states
 
 
+def _same_location(url: str, other: Optional[str]) -> bool:
+    """Whether two storage URLs name the same root (local paths compared resolved)."""
+    if other is None:
+        return False
+    if "://" in url or "://" in other:
+        return url.rstrip("/") == other.rstrip("/")
+    return os.path.realpath(url) == os.path.realpath(other)
+
+
 class JobRecovery:
     """What each attempt of a job starts from: the first, ``--from_checkpoint`` (or
     nothing); a restart, the newest complete checkpoint this run took in
@@ -262,6 +272,9 @@ class JobRecovery:
 
     Checkpoints in ``--checkpoint_dir`` older than this run (a directory reused) are
     never restored by a restart: ids below the first this run can take are ignored.
+    A ``--from_checkpoint`` inside ``--checkpoint_dir`` may be one of them: like a
+    restart's, its handles become the tasks' previous ones (at the same parallelism),
+    so the job's next checkpoints reference its shared files instead of uploading them.
     """
 
     def __init__(self, plan: Any, options: Any, log: Any = LOG) -> None:
@@ -275,17 +288,20 @@ class JobRecovery:
         self.log = log
         self.keyed = keyed_operator_ids(plan)
         self._floor: Optional[int] = None
+        self._own_url: Optional[str] = None  # the storage URL of --checkpoint_dir
         self._loaded: Optional[LoadedCheckpoint] = None
 
     def prepare(self, attempt: int) -> Optional[Tuple[Dict[int, Any], Dict[int, Dict[str, Any]]]]:
         """Download and plan the restore of attempt ``attempt`` (0 is the first run): per
-        new subtask its ``RestoredState`` and, when the checkpoint is the job's own at the
-        same parallelism, its previous handles by operator id (so that the next upload
-        references the files restored from); None to start empty."""
+        new subtask its ``RestoredState`` and, when the checkpoint lies in the job's own
+        ``--checkpoint_dir`` and was taken at the same parallelism, its previous handles by
+        operator id (so that the next upload references the files restored from); None to
+        start empty."""
         self.cleanup()
         if self._floor is None and self.checkpoint_dir:
             with open_checkpoint_storage(self.checkpoint_dir) as storage:
                 self._floor = storage.next_checkpoint_id()
+                self._own_url = storage.url
         loaded, own = None, False
         if attempt > 0 and self.checkpoint_dir:
             with open_checkpoint_storage(self.checkpoint_dir, read_only=True) as storage:
@@ -298,6 +314,7 @@ class JobRecovery:
             if loaded is None:
                 raise RestoreError(f"--from_checkpoint {self.from_checkpoint}: no complete "
                                    "checkpoint or savepoint there")
+            own = _same_location(storage.url, self._own_url)
         if loaded is None:
             return None
         self._loaded = loaded

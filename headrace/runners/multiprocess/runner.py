@@ -84,7 +84,7 @@ class MultiprocessRunner(PipelineRunner):
         stop_request = stop_with_savepoint(options)
 
         def attempt(number: int) -> List[Any]:
-            settings, start = self.job_start(options, plan)
+            settings, start = checkpoint_settings(options, plan)
             restore = recovery.prepare(number)
             if restore is not None:
                 start.restored, start.previous = restore
@@ -104,11 +104,3 @@ class MultiprocessRunner(PipelineRunner):
             if stop_request is not None:
                 stop_request.uninstall()
         return FinishedPipelineResult(PipelineState.DONE, merge_snapshots(snapshots))
-
-    def job_start(self, options: Any, plan: PhysicalPlan
-                  ) -> Tuple[Optional[CheckpointSettings], JobStart]:
-        """How the job's subtasks start, and its checkpoint settings: a fresh start by
-        default (see ``engine.restore_start`` for a start from a checkpoint); a restart or
-        ``--from_checkpoint`` replaces the restored state (``engine.recovery``)."""
-        return checkpoint_settings(options, plan)
-
