@@ -129,7 +129,7 @@ def test_an_empty_partition_does_not_stall_windows(kafka_bootstrap, kafka_topic,
     produced_at = []
 
     def finish():
-        time.sleep(2)  # the windows fire within the idle timeout (0.3 s) after reading
+        time.sleep(4)  # the windows fire within the idle timeout (0.3 s) after reading
         produced_at.append(time.time())
         produce(kafka_bootstrap, topic, [(1, None, b"late", 100), (0, None, b"x", 101)])
 
