@@ -19,7 +19,7 @@ import uuid
 import zlib
 from typing import Any, Dict, Hashable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from rocksdict import Checkpoint, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Checkpoint, Env, Options, Rdict, WriteBatch, WriteOptions
 
 from headrace.runners.state.base.backend import KeyedStateBackend, StateKind
 from headrace.runners.state.base.key_groups import DEFAULT_MAX_PARALLELISM
@@ -55,9 +55,23 @@ def _check_fork_safe() -> None:
             "starts its workers from a fork server).")
 
 
+_ENV: Optional[Env] = None
+
+
 def _db_options() -> Options:
+    global _ENV
     options = Options(raw_mode=True)
     options.create_if_missing(True)
+    if _ENV is None:
+        # Compactions (the low-priority pool) run at the lowest CPU priority, so that the
+        # memtable flush a checkpoint waits for (the high-priority pool), and the operator
+        # thread, are not slowed by a compaction competing for the same cores: measured on
+        # 2 busy cores, the median flush of 10,000 changed keys went from 17-33 ms to 8-10
+        # ms. A starved compaction is not a correctness problem: RocksDB slows writes down
+        # itself once level 0 holds too many files. The Env is the process's default one.
+        _ENV = Env()
+        _ENV.lower_thread_pool_cpu_priority()
+    options.set_env(_ENV)
     return options
 
 
