@@ -11,7 +11,8 @@ the processing path, materialize, upload to checkpoint storage (a local director
 ``--checkpoint_dir`` for another, e.g. s3://) with the task's previous handle so that
 unchanged SST files are referenced, and commit. Reported per checkpoint: sync pause,
 total duration, bytes uploaded (the checkpoint's incremental size) and the full state
-size it references. Targets: incremental <= 5% of full, sync pause < 50 ms.
+size it references. Targets: incremental <= 5% of full, sync pause < 50 ms. The pause is
+also split into its steps (memtable flush, native checkpoint of hard links, metadata).
 
 ``throughput``: W2 of ``bench/run.py`` (10 s tumbling windows, sum per key) on the
 multiprocess runner with 2 workers, without checkpoints and with one per second
@@ -83,6 +84,8 @@ def bench_state(keys: int, checkpoints: int, change: float, checkpoint_dir: Opti
             shutil.rmtree(directory)
             previous = handle
             rows.append({"checkpoint": n, "sync_pause_ms": paused * 1000,
+                         **{f"{step}_ms": seconds * 1000
+                            for step, seconds in snapshot.timings.items()},
                          "duration_ms": duration * 1000,
                          "uploaded_bytes": metadata.incremental_size,
                          "full_bytes": metadata.total_size,
@@ -204,6 +207,11 @@ def main(argv: Optional[List[str]] = None) -> None:
               f"{statistics.median(r['incremental_share'] for r in later):.1%} (max "
               f"{max(r['incremental_share'] for r in later):.1%}), median duration "
               f"{statistics.median(r['duration_ms'] for r in later):.0f} ms")
+        steps = [key for key in later[0] if key.endswith("_ms") and key not in
+                 ("sync_pause_ms", "duration_ms")]
+        print("sync pause by step, median (max) ms: " + ", ".join(
+            f"{key[:-3]} {statistics.median(r[key] for r in later):.1f} "
+            f"({max(r[key] for r in later):.1f})" for key in steps))
     if "throughput" in parts:
         rows = bench_throughput(args.scale, args.repeats)
         print(f"\nW2 (scale {args.scale}: {int(1_000_000 * args.scale):,} records), multiprocess, "

@@ -2,7 +2,9 @@
 
 ``RocksDBStateBackend.snapshot()`` flushes the memtable and hard-links the live
 SST files into a checkpoint directory (milliseconds, whatever the state size);
-that directory is the snapshot, which no later write changes. Its SST files
+that directory is the snapshot, which no later write changes, so listing its
+files and their sizes waits for ``files()`` / ``materialize()`` (the
+asynchronous phase) instead of lengthening the synchronous pause. Its SST files
 are immutable: ``files()`` marks them ``shared`` with a key unique across
 instances (``<instance id>/<file name>``), so checkpoint storage uploads each
 once and lets later checkpoints refer to it. The other files (MANIFEST,
@@ -54,23 +56,36 @@ class RocksDBSnapshot(KeyedStateSnapshot):
     def __init__(self, directory: str, manifest: Dict[str, Any], owned: bool = False) -> None:
         if manifest.get("format") != "rocksdb" or manifest.get("version") != 1:
             raise ValueError(f"{directory}: not a version-1 rocksdb snapshot manifest")
+        if owned:
+            manifest.setdefault("files", None)  # listed on first use (see _listed)
         self.directory = directory
         self.manifest = manifest
         self.key_groups = range(*manifest["key_groups"])
         self.max_parallelism = int(manifest["max_parallelism"])
         self._owned = owned  # a checkpoint this process made: release() deletes it
+        #: Seconds spent in each step of the synchronous ``snapshot()`` that took it
+        #: (``flush``, ``checkpoint``, ``metadata``); empty for a snapshot read back.
+        self.timings: Dict[str, float] = {}
         self._reader: Optional[Rdict] = None
 
     @classmethod
-    def taken(cls, directory: str, backend: "RocksDBStateBackend") -> "RocksDBSnapshot":
-        manifest = backend.metadata()
-        manifest["files"] = [file._asdict() for file in _list_files(directory,
-                                                                     manifest["instance_id"])]
-        return cls(directory, manifest, owned=True)
+    def taken(cls, directory: str, backend: "RocksDBStateBackend",
+              timings: Optional[Dict[str, float]] = None) -> "RocksDBSnapshot":
+        """The checkpoint just created in ``directory``: the backend's metadata is taken
+        now (it changes with later writes), the listing of the immutable files later."""
+        snapshot = cls(directory, backend.metadata(), owned=True)
+        snapshot.timings.update(timings or {})
+        return snapshot
+
+    def _listed(self) -> List[Dict[str, Any]]:
+        if self.manifest["files"] is None:
+            self.manifest["files"] = [file._asdict() for file in _list_files(
+                self.directory, self.manifest["instance_id"])]
+        return self.manifest["files"]
 
     def files(self) -> List[SnapshotFile]:
         """The files of the checkpoint, with their sizes (SSTs shared, the rest private)."""
-        return [SnapshotFile(**entry) for entry in self.manifest["files"]]
+        return [SnapshotFile(**entry) for entry in self._listed()]
 
     # -- reading ----------------------------------------------------------------------------
     def _db(self) -> Rdict:
@@ -111,7 +126,7 @@ class RocksDBSnapshot(KeyedStateSnapshot):
     def materialize(self, directory: str) -> List[SnapshotFile]:
         """Hard-link (or copy, across file systems) the checkpoint into ``directory``."""
         os.makedirs(directory, exist_ok=True)
-        for entry in self.manifest["files"]:
+        for entry in self._listed():
             source = os.path.join(self.directory, entry["name"])
             target = os.path.join(directory, entry["name"])
             if os.path.exists(target):
