@@ -21,6 +21,8 @@ import time
 import pytest
 from eos_checks import committed_once
 
+from headrace.testing.processes import live_children
+
 pytest.importorskip("confluent_kafka")
 pytest.importorskip("rocksdict")
 pytestmark = pytest.mark.no_pipeline
@@ -44,18 +46,7 @@ class Job:
                                         start_new_session=True)
 
     def workers(self):
-        found = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid and fields[0] not in ("Z", "X"):
-                found.append(int(name))
-        return found
+        return live_children(self.process.pid)
 
     def text(self):
         self.log.flush()

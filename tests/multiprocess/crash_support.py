@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import headrace as beam
+from headrace.testing.processes import live_children
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(beam.__file__)))
 
@@ -98,18 +99,7 @@ class CrashJob:
 
     def workers(self) -> List[int]:
         """The live worker processes (the driver's children running Python)."""
-        found = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid and fields[0] not in ("Z", "X"):
-                found.append(int(name))
-        return sorted(found)
+        return live_children(self.process.pid)
 
     def running(self) -> bool:
         return self.process.poll() is None

@@ -19,6 +19,7 @@ from headrace.runners.engine.restart import (
 from headrace.runners.multiprocess.coordinator import WorkerFailed
 from headrace.sdk.options import OptionsError, PipelineOptions
 from headrace.sdk.options.recovery import restart_strategy_name
+from headrace.testing.processes import live_children
 from headrace.testing.util import assert_that, equal_to
 
 pytestmark = pytest.mark.no_pipeline
@@ -136,18 +137,7 @@ def test_run_with_restarts_does_not_restart_what_is_not_recoverable():
 
 
 def _live_children():
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid() and fields[0] not in ("Z", "X"):
-            found.append(int(name))
-    return found
+    return live_children(os.getpid())
 
 
 class KillOwnWorker(beam.DoFn):
