@@ -178,15 +178,8 @@ class RocksDBStateBackend(KeyedStateBackend):
         return self._db
 
     def _scan(self, lower: bytes, upper: bytes) -> Iterator[Tuple[bytes, bytes]]:
-        """``(key, value)`` for ``lower <= key < upper`` (seeking: lower bounds are ignored)."""
-        it = self.db.iter()
-        it.seek(lower)
-        while it.valid():
-            raw = it.key()
-            if raw >= upper:
-                return
-            yield raw, it.value()
-            it.next()
+        """``(key, value)`` for ``lower <= key < upper``."""
+        return layout.scan(self.db, lower, upper)
 
     # -- values, bags, maps -----------------------------------------------------------------
     def get_value(self, name: str, key: bytes, namespace: Hashable, default: Any = None) -> Any:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pickle
 import struct
-from typing import Any, Hashable, Tuple
+from typing import Any, Hashable, Iterator, Tuple
 
 from headrace.runners.state.base.pickling import dumps as _pickle
 from headrace.sdk.window import GlobalWindow, IntervalWindow
@@ -131,3 +131,18 @@ def parse_key(raw: bytes) -> Tuple[int, str, bytes, Hashable, bytes, bytes]:
     """``(group, state name, key, namespace, kind, suffix)`` of a RocksDB key."""
     group, name, key, namespace, kind, suffix, _ = split_key(raw)
     return group, name.decode("utf-8"), key, decode_namespace(namespace), kind, suffix
+
+
+def scan(db: Any, lower: bytes, upper: bytes) -> Iterator[Tuple[bytes, bytes]]:
+    """``(key, value)`` of ``db`` for ``lower <= key < upper``, in key order.
+
+    Seeks and stops itself: rocksdict 0.3.29 ignores iterate lower bounds.
+    """
+    it = db.iter()
+    it.seek(lower)
+    while it.valid():
+        raw = it.key()
+        if raw >= upper:
+            return
+        yield raw, it.value()
+        it.next()

@@ -99,15 +99,7 @@ class RocksDBSnapshot(KeyedStateSnapshot):
         if key_group not in self.key_groups:
             return
         lower = layout.group_prefix(key_group)
-        upper = layout.successor(lower)
-        it = self._db().iter()
-        it.seek(lower)
-        while it.valid():
-            raw = it.key()
-            if raw >= upper:
-                return
-            yield raw, it.value()
-            it.next()
+        yield from layout.scan(self._db(), lower, layout.successor(lower))
 
     def records(self, key_group: int) -> Iterator[StateRecord]:
         namespaces: Dict[bytes, Any] = {}
