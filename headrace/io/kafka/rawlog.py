@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 import zlib
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -248,20 +249,33 @@ def _leader_address(bootstrap_servers: str, topic: str, partition: int,
 
 def fetch_batches(bootstrap_servers: str, topic: str, partition: int = 0,
                   timeout: float = 10.0, max_bytes: int = 4 << 20) -> List[Batch]:
-    """Every record batch of a partition, in log order, read raw from its leader."""
+    """Every record batch of a partition, in log order, read raw from its leader.
+
+    Reads up to the high watermark: an empty answer below it is retried until ``timeout``
+    (a broker may answer so while it reloads the log), then raises naming the offset, so
+    that a hole never passes for the end of the log."""
     host, port = _leader_address(bootstrap_servers, topic, partition, timeout)
     conn = _Connection(host, port, timeout)
     batches: List[Batch] = []
     try:
-        offset = 0
+        offset, empty_since = 0, None
         while True:
-            _high_watermark, records = _fetch(conn, topic, partition, offset, max_bytes)
+            high_watermark, records = _fetch(conn, topic, partition, offset, max_bytes)
             fetched = [b for b in decode_batches(records) if b.last_offset >= offset]
             if not fetched:
                 if records and len(records) >= max_bytes:
                     max_bytes *= 2  # one batch larger than the limit
                     continue
-                return batches
+                if offset >= high_watermark:
+                    return batches
+                empty_since = empty_since if empty_since is not None else time.monotonic()
+                if time.monotonic() - empty_since > timeout:
+                    raise RuntimeError(
+                        f"{topic}/{partition} on {host}:{port}: the broker returns no batch "
+                        f"at offset {offset}, below its high watermark {high_watermark}")
+                time.sleep(0.05)
+                continue
+            empty_since = None
             batches.extend(fetched)
             offset = fetched[-1].last_offset + 1
     finally:
