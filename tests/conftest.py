@@ -25,12 +25,19 @@ def pytest_configure(config):
                                        "the direct runner; skipped on the others, saying why")
     config.addinivalue_line("markers", "no_pipeline: the test runs no pipeline, so it runs once "
                                        "(on the first runner)")
+    config.addinivalue_line("markers", "slow: over ~10 s and covered in kind by faster tests; "
+                                       "run with -m slow (tox -e slow)")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run tests that build no pipeline once, not once per runner."""
+    """Run tests that build no pipeline once, not once per runner; slow tests only when
+    selected with ``-m slow``, to keep the default suite short."""
     keep, drop = [], []
+    run_slow = "slow" in (config.getoption("-m") or "")
     for item in items:
+        if item.get_closest_marker("slow") is not None and not run_slow:
+            drop.append(item)
+            continue
         callspec = getattr(item, "callspec", None)
         runner_name = callspec.params.get("runner") if callspec is not None else None
         once = item.get_closest_marker("no_pipeline") is not None

@@ -122,6 +122,7 @@ def _random_kills(eos_job, kills, total, every, seed):
     assert_exactly_once(eos_job["bootstrap"], eos_job["topic"], total, 3)
 
 
+@pytest.mark.kafka_chaos
 def test_random_kills(eos_job):
     _random_kills(eos_job, kills=3, total=3000, every=50, seed=7)
 

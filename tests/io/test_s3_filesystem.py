@@ -68,6 +68,7 @@ def test_rename_moves_and_compression_applies(bucket):
         filesystems.rename(src, dst)
 
 
+@pytest.mark.slow
 @pytest.mark.no_pipeline
 def test_large_files_go_up_in_parts_and_read_back_in_ranges(bucket):
     import boto3
